@@ -1,0 +1,24 @@
+"""Isolated execution of model-written code.
+
+    from rhlab.sandbox import Job, SandboxPool
+    with SandboxPool() as pool:
+        result = pool.run(Job(files={"main.py": code}, argv=["python", "main.py"], timeout_s=5))
+
+The pool verifies isolation at start (see `selftest`) and refuses to run without it unless weak mode is
+explicitly allowed. This package imports no trainer or model library, so any trainer can use it.
+"""
+
+from rhlab.sandbox.job import Job, JobResult, Limits
+from rhlab.sandbox.pool import SandboxError, SandboxPool, SandboxUnavailable
+
+__all__ = ["Job", "JobResult", "Limits", "SandboxPool", "SandboxError", "SandboxUnavailable", "shared_pool"]
+
+_shared: SandboxPool | None = None
+
+
+def shared_pool(**kwargs) -> SandboxPool:
+    """A process-wide pool, started on first use (graders and reward functions share it)."""
+    global _shared
+    if _shared is None or _shared._closed:
+        _shared = SandboxPool(**kwargs)
+    return _shared

@@ -1,0 +1,478 @@
+"""Fork-server worker: runs inside the sandbox, forks one child per job.
+
+This file is copied (bind-mounted read-only) into the sandbox and run with the sandbox's Python, so it
+imports nothing from rhlab: the project tree is invisible in there. Protocol on the worker's original stdin/
+stdout, which are moved to private fds at start so stray prints cannot corrupt it:
+
+    frame   = 8-byte big-endian length + UTF-8 JSON
+    pool -> worker : {"id", "files": {name: {"b64": ...}}, "argv", "stdin_b64", "timeout_s", "limits", "env"}
+    worker -> pool : {"ready": true, ...} once, then one result per request
+
+Each job child: new session, sheds privileges (a separate uid when the worker is root), rlimits, clean env,
+private job directory; Python commands run in the forked child (stdlib and pytest already imported), other
+commands are exec'd. After the job the worker kills every process it can signal (its own pid namespace),
+reaps them (it is a subreaper) and wipes the job and temp directories. Anything odd ends the worker with
+status 3 so the pool replaces it.
+"""
+
+import base64
+import ctypes
+import json
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+import time
+
+CONFIG = json.loads(sys.argv[1])
+JOB_DIR = CONFIG["job_dir"]
+TMP_DIR = CONFIG["tmp_dir"]
+JOB_UID = CONFIG.get("job_uid")
+JOB_GID = CONFIG.get("job_gid")
+PREIMPORT = CONFIG.get("preimport", [])
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
+PR_SET_PDEATHSIG = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option, arg):
+    _libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0)
+
+
+# --- protocol ---------------------------------------------------------------------------------------------
+
+REQ_FD = os.dup(0)
+RESP_FD = os.dup(1)
+_devnull = os.open(os.devnull, os.O_RDWR)
+os.dup2(_devnull, 0)
+os.dup2(2, 1)  # stray worker prints go to the worker's stderr, never into the protocol
+os.set_inheritable(REQ_FD, False)
+os.set_inheritable(RESP_FD, False)
+
+
+def _read_exact(fd, n):
+    chunks = []
+    while n:
+        b = os.read(fd, n)
+        if not b:
+            return None
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+def recv():
+    head = _read_exact(REQ_FD, 8)
+    if head is None:
+        return None
+    (n,) = struct.unpack(">Q", head)
+    body = _read_exact(REQ_FD, n)
+    if body is None:
+        return None
+    return json.loads(body)
+
+
+def send(obj):
+    data = json.dumps(obj).encode()
+    payload = struct.pack(">Q", len(data)) + data
+    view = memoryview(payload)
+    while view:
+        k = os.write(RESP_FD, view)
+        view = view[k:]
+
+
+# --- job child ---------------------------------------------------------------------------------------------
+
+RLIMITS = {
+    "cpu_s": resource.RLIMIT_CPU,
+    "memory_bytes": resource.RLIMIT_AS,
+    "file_size_bytes": resource.RLIMIT_FSIZE,
+    "nproc": resource.RLIMIT_NPROC,
+    "nofile": resource.RLIMIT_NOFILE,
+}
+
+
+def _write_files(files):
+    for name, spec in files.items():
+        path = os.path.normpath(os.path.join(JOB_DIR, name))
+        if not path.startswith(JOB_DIR + os.sep):
+            raise ValueError("file name escapes the job directory: %r" % name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(base64.b64decode(spec["b64"]))
+        if spec.get("mode"):
+            os.chmod(path, int(spec["mode"]))
+
+
+def _reset_stdio():
+    sys.stdin = open(0, "r", encoding="utf-8", errors="surrogateescape", closefd=False)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+
+
+def _exit_code_of(exc):
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except Exception:
+        pass
+    return 1
+
+
+def _python_main(argv):
+    """Run `python ...` semantics in this (forked) process; returns the exit status."""
+    import atexit
+    import runpy
+    import threading
+
+    args = argv[1:]
+    while args and args[0] in ("-u", "-B", "-I", "-E", "-s", "-S", "-q"):
+        args = args[1:]
+    try:
+        try:
+            if args[:1] == ["-m"]:
+                module, rest = args[1], args[2:]
+                sys.argv = [module] + rest
+                sys.path[0] = JOB_DIR
+                if module == "pytest":
+                    import pytest
+
+                    return int(pytest.main(rest))
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            elif args[:1] == ["-c"]:
+                sys.argv = ["-c"] + args[2:]
+                sys.path[0] = ""
+                code = compile(args[1], "<string>", "exec")
+                exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+            elif args:
+                script = os.path.join(JOB_DIR, args[0])
+                sys.argv = [args[0]] + args[1:]
+                sys.path[0] = os.path.dirname(script)
+                runpy.run_path(script, run_name="__main__")
+            else:
+                return 0
+            status = 0
+        except SystemExit as exc:
+            status = _exit_code_of(exc)
+        except BaseException:
+            # Through sys.excepthook, as the interpreter would (a patched hook is part of the job's behaviour).
+            sys.excepthook(*sys.exc_info())
+            status = 1
+        try:
+            threading._shutdown()
+        except BaseException:
+            pass
+        atexit._run_exitfuncs()
+        return status
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+
+
+def _pytest_main(argv):
+    import pytest
+
+    try:
+        return int(pytest.main(argv[1:]))
+    except SystemExit as exc:
+        return _exit_code_of(exc)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+
+
+def _child(req, out_w, err_w):
+    try:
+        os.setsid()
+        os.close(REQ_FD)
+        os.close(RESP_FD)
+        # Job stdin from an anonymous in-memory file: never blocks the worker, however large.
+        stdin_data = base64.b64decode(req.get("stdin_b64") or "")
+        in_fd = os.memfd_create("stdin")
+        os.write(in_fd, stdin_data)
+        os.lseek(in_fd, 0, os.SEEK_SET)
+        os.dup2(in_fd, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, 65536)
+        if JOB_UID is not None:
+            os.setgroups([])
+            os.setgid(JOB_GID)
+            os.setuid(JOB_UID)  # from root to a non-root uid: every capability is dropped too
+        _write_files(req["files"])
+        os.chdir(JOB_DIR)
+        limits = req["limits"]
+        for key, res in RLIMITS.items():
+            value = limits.get(key)
+            if value is not None:
+                value = int(value)
+                resource.setrlimit(res, (value, value))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        env = req["env"]
+        os.environ.clear()
+        os.environ.update(env)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        _reset_stdio()
+        import atexit
+
+        atexit._clear()  # only the job's own exit handlers run
+        argv = req["argv"]
+        prog = os.path.basename(argv[0])
+        if prog.startswith("python"):
+            status = _python_main(argv)
+        elif prog in ("pytest", "py.test"):
+            status = _pytest_main(argv)
+        else:
+            os.execvpe(argv[0], argv, env)
+    except SystemExit as exc:
+        status = _exit_code_of(exc)
+    except BaseException as exc:  # the sandbox's own setup failed: say so on the job's stderr
+        try:
+            os.write(2, ("rhlab-sandbox: job setup failed: %r\n" % (exc,)).encode())
+        except Exception:
+            pass
+        status = 125
+    os._exit(status)
+
+
+def _kill_everything():
+    """Kill every process in this sandbox except the worker and pid 1; reap them; True if none is left."""
+    for _ in range(50):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        if not _other_processes():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def _other_processes():
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid in (me, 1):
+            continue
+        if not CONFIG.get("pid_namespace"):
+            # Without a private pid namespace only our own descendants are ours to worry about.
+            try:
+                with open("/proc/%d/stat" % pid) as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                if int(fields[3]) == 0:
+                    continue
+                sid = int(fields[3])
+            except (OSError, IndexError, ValueError):
+                continue
+            if sid not in _JOB_SESSIONS:
+                continue
+        try:
+            with open("/proc/%d/stat" % pid) as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state in ("Z", "X"):
+            continue
+        found.append(pid)
+    return found
+
+
+_JOB_SESSIONS = set()
+
+
+def _kill_job_processes(pid):
+    if CONFIG.get("pid_namespace"):
+        return _kill_everything()
+    # Weak mode (no pid namespace): kill the job's session; a job that left it cannot be tracked.
+    for _ in range(50):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        while True:
+            try:
+                got, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if got == 0:
+                break
+        if not _other_processes():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def _wipe(path):
+    """Remove everything under path (as the job uid, so the job cannot leave files the worker cannot delete)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if JOB_UID is not None:
+                os.setgroups([])
+                os.setgid(JOB_GID)
+                os.setuid(JOB_UID)
+            for root, dirs, files in os.walk(path, topdown=True):
+                for d in dirs:
+                    try:
+                        os.chmod(os.path.join(root, d), 0o700)
+                    except OSError:
+                        pass
+            for root, dirs, files in os.walk(path, topdown=False):
+                for f in files:
+                    os.unlink(os.path.join(root, f))
+                for d in dirs:
+                    p = os.path.join(root, d)
+                    if os.path.islink(p):
+                        os.unlink(p)
+                    else:
+                        os.rmdir(p)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def run_job(req):
+    limits = req["limits"]
+    cap = int(limits.get("output_bytes") or 65536)
+    timeout = float(req["timeout_s"])
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(out_r)
+        os.close(err_r)
+        _child(req, out_w, err_w)
+    _JOB_SESSIONS.add(pid)
+    os.close(out_w)
+    os.close(err_w)
+    pidfd = os.pidfd_open(pid)
+    bufs = {out_r: bytearray(), err_r: bytearray()}
+    total = {out_r: 0, err_r: 0}
+    open_fds = {out_r, err_r}
+    status = None
+    timed_out = False
+    deadline = start + timeout
+    exited_at = None
+    while True:
+        now = time.monotonic()
+        if status is None and now >= deadline:
+            timed_out = True
+            break
+        if status is not None and (not open_fds or now >= exited_at + 0.05):
+            break  # leftover writers (a daemon holding the pipe) get 50 ms, then are killed
+        wait_until = deadline if status is None else exited_at + 0.05
+        watch = list(open_fds) + ([pidfd] if status is None else [])
+        ready, _, _ = select.select(watch, [], [], max(0.0, wait_until - now))
+        for fd in ready:
+            if fd == pidfd:
+                got, st = os.waitpid(pid, os.WNOHANG)
+                if got:
+                    status = st
+                    exited_at = time.monotonic()
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                open_fds.discard(fd)
+                os.close(fd)
+                continue
+            total[fd] += len(chunk)
+            room = cap - len(bufs[fd])
+            if room > 0:
+                bufs[fd] += chunk[:room]
+    duration = time.monotonic() - start
+    clean = _kill_job_processes(pid)
+    if status is None:
+        try:
+            got, st = os.waitpid(pid, os.WNOHANG)
+            if got:
+                status = st
+        except ChildProcessError:
+            pass
+    for fd in list(open_fds):
+        os.close(fd)
+    os.close(pidfd)
+    _JOB_SESSIONS.discard(pid)
+    wiped = _wipe(JOB_DIR) and _wipe(TMP_DIR)
+    exit_code = None
+    signum = None
+    if status is not None and not timed_out:
+        if os.WIFEXITED(status):
+            exit_code = os.WEXITSTATUS(status)
+        elif os.WIFSIGNALED(status):
+            signum = os.WTERMSIG(status)
+            exit_code = -signum
+    return {
+        "id": req["id"],
+        "exit_code": exit_code,
+        "signal": signum,
+        "timed_out": timed_out,
+        "stdout": bytes(bufs[out_r]).decode("utf-8", "replace"),
+        "stderr": bytes(bufs[err_r]).decode("utf-8", "replace"),
+        "stdout_bytes": total[out_r],
+        "stderr_bytes": total[err_r],
+        "stdout_truncated": total[out_r] > cap,
+        "stderr_truncated": total[err_r] > cap,
+        "duration_s": duration,
+        "anomaly": None if (clean and wiped) else ("processes left behind" if not clean else "could not wipe job dir"),
+    }
+
+
+def main():
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(PR_SET_DUMPABLE, 0)  # jobs cannot read or write the worker's memory through /proc
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    for name in PREIMPORT:
+        try:
+            __import__(name)
+        except Exception:
+            pass
+    os.makedirs(JOB_DIR, exist_ok=True)
+    os.makedirs(TMP_DIR, exist_ok=True)
+    if JOB_UID is not None:
+        os.chmod(JOB_DIR, 0o700)
+        os.chown(JOB_DIR, JOB_UID, JOB_GID)
+        os.chmod(TMP_DIR, 0o1777)
+    send({"ready": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
+    while True:
+        req = recv()
+        if req is None:
+            return 0
+        result = run_job(req)
+        del req
+        send(result)
+        if result["anomaly"]:
+            return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
