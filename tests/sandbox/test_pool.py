@@ -1,0 +1,147 @@
+"""Pool behaviour: results come back once per job, through sync, batch and async APIs, even when a worker
+crashes or hangs; weak isolation is refused unless explicitly allowed."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rhlab.sandbox import Job, Limits, SandboxPool, SandboxUnavailable
+from rhlab.sandbox import launcher
+
+
+def _worker_pids(pool):
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{name}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if any(part == launcher.WORKER_IN_SANDBOX.encode() for part in cmd) and b"bwrap" not in cmd[0]:
+            pids.append(int(name))
+    return pids
+
+
+def test_batch_results_match_their_jobs(pool):
+    jobs = [Job(files={"m.py": f"print({i} * {i})"}, argv=["python", "m.py"]) for i in range(40)]
+    results = pool.run_many(jobs)
+    assert [r.stdout.strip() for r in results] == [str(i * i) for i in range(40)]
+    assert all(r.isolation == "bwrap" for r in results)
+
+
+async def test_async_api(pool):
+    jobs = [Job(files={"m.py": f"import sys; sys.exit({i % 3})"}, argv=["python", "m.py"]) for i in range(12)]
+    results = await pool.arun_many(jobs)
+    assert [r.exit_code for r in results] == [i % 3 for i in range(12)]
+    single = await pool.arun(Job(files={}, argv=["python", "-c", "print('async')"]))
+    assert single.stdout == "async\n"
+
+
+def test_stdin_files_and_pytest(pool):
+    r = pool.run(Job(files={"m.py": "import sys; print(sys.stdin.read().upper())"}, argv=["python", "m.py"],
+                     stdin="hello"))
+    assert r.stdout.strip() == "HELLO"
+    tests = "from sol import f\n\ndef test_ok():\n    assert f(2) == 4\n\ndef test_bad():\n    assert f(3) == 10\n"
+    r = pool.run(Job(files={"sol.py": "def f(x):\n    return x * x\n", "test_sol.py": tests},
+                     argv=["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]))
+    assert r.exit_code == 1
+    assert "1 failed, 1 passed" in r.stdout
+
+
+def test_exit_semantics_match_python(pool):
+    cases = {
+        "import sys; sys.exit(0)": 0,
+        "import sys; sys.exit(7)": 7,
+        "import sys; sys.exit('message')": 1,
+        "raise ValueError('x')": 1,
+        "import os; os._exit(5)": 5,
+        "import atexit, os; atexit.register(lambda: os._exit(9))": 9,
+        "import sys; sys.excepthook = lambda *a: print('hooked'); raise RuntimeError": 1,
+    }
+    for code, expected in cases.items():
+        r = pool.run(Job(files={"m.py": code}, argv=["python", "m.py"]))
+        fresh = subprocess.run([sys.executable, "-c", code], capture_output=True)
+        assert r.exit_code == expected == fresh.returncode, (code, r)
+
+
+def test_crashed_worker_is_replaced_and_job_reported_once():
+    with SandboxPool(workers=1) as pool:
+        fut = pool.submit(Job(files={"m.py": "import time; time.sleep(3)"}, argv=["python", "m.py"], timeout_s=10))
+        time.sleep(0.5)
+        for pid in _worker_pids(pool):
+            os.kill(pid, signal.SIGKILL)
+        r = fut.result(timeout=20)
+        assert r.exit_code is None and "worker" in r.error
+        ok = pool.run(Job(files={}, argv=["python", "-c", "print(42)"]))
+        assert ok.stdout == "42\n" and ok.error is None
+
+
+def test_hung_worker_is_replaced():
+    with SandboxPool(workers=1) as pool:
+        fut = pool.submit(Job(files={}, argv=["python", "-c", "import time; time.sleep(30)"], timeout_s=1))
+        time.sleep(0.3)
+        pids = _worker_pids(pool)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        start = time.monotonic()
+        r = fut.result(timeout=30)
+        assert r.timed_out and "hung" in r.error
+        assert time.monotonic() - start < 1 + 5 + 3
+        ok = pool.run(Job(files={}, argv=["python", "-c", "print(1)"]))
+        assert ok.stdout == "1\n"
+
+
+def test_memory_limit_is_configurable(pool):
+    code = "x = bytearray(300 * 1024 * 1024)\nprint('ok')"
+    small = pool.run(Job(files={"m.py": code}, argv=["python", "m.py"], limits=Limits(memory_mb=200)))
+    big = pool.run(Job(files={"m.py": code}, argv=["python", "m.py"], limits=Limits(memory_mb=1024)))
+    assert small.exit_code == 1 and "MemoryError" in small.stderr
+    assert big.exit_code == 0 and big.stdout == "ok\n"
+
+
+def test_bad_job_specs_are_rejected():
+    with pytest.raises(ValueError):
+        Job(files={"../escape.py": ""}, argv=["python", "x"])
+    with pytest.raises(ValueError):
+        Job(files={"/abs.py": ""}, argv=["python", "x"])
+    with pytest.raises(ValueError):
+        Job(files={}, argv=[])
+
+
+def test_weak_mode_needs_explicit_opt_in(monkeypatch):
+    monkeypatch.delenv("RHLAB_ALLOW_WEAK_SANDBOX", raising=False)
+    with pytest.raises(SandboxUnavailable, match="allow_weak"):
+        SandboxPool(workers=1, isolation="none")
+    monkeypatch.setattr(launcher, "bwrap_path", lambda: None)
+    with pytest.raises(SandboxUnavailable, match="bubblewrap"):
+        SandboxPool(workers=1)
+    with SandboxPool(workers=1, allow_weak=True) as weak:
+        assert weak.isolation == "none"
+        assert not weak.selftest_report.passed  # honest: host files and network are reachable
+        r = weak.run(Job(files={"m.py": "import os; print(sorted(os.environ))"}, argv=["python", "m.py"]))
+        assert r.isolation == "none" and "OPENAI_API_KEY" not in r.stdout
+
+
+def test_cli_run_json(tmp_path):
+    f = tmp_path / "prog.py"
+    f.write_text("import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)\n")
+    out = subprocess.run([sys.executable, "-m", "rhlab.cli", "sandbox", "run", str(f), "--timeout", "5", "--json"],
+                         capture_output=True, text=True, timeout=60)
+    data = json.loads(out.stdout)
+    assert data["exit_code"] == 3 and data["stdout"] == "out\n" and data["stderr"] == "err\n"
+    assert data["timed_out"] is False and data["isolation"] == "bwrap" and data["duration_s"] > 0
+
+
+def test_cli_selftest_json():
+    out = subprocess.run([sys.executable, "-m", "rhlab.cli", "sandbox", "selftest", "--json"],
+                         capture_output=True, text=True, timeout=60)
+    data = json.loads(out.stdout)
+    assert data["mode"] == "bwrap" and data["passed"]
+    assert set(data["checks"]) >= {"env_clean", "host_file_invisible", "network_refused", "non_root"}
