@@ -133,7 +133,8 @@ def bwrap_spec(
         argv += ["--setenv", k, v]
     if as_root:
         argv += ["--cap-drop", "ALL"]
-        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN"):
+        # The worker (trusted code) keeps only what it needs: switch jobs to their uid, kill and wipe after them.
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"):
             argv += ["--cap-add", cap]
     pass_fds: tuple[int, ...] = ()
     if seccomp.supported():
