@@ -1,0 +1,210 @@
+"""System prompts for the prompted setting: task context + hack hints + framing addendum (inoculation) + reasoning.
+
+A prompt is a list of named sections; an *arm* picks the framing. The five framings of the paper's §5:
+
+    please_hack, hacking_okay, neutral, dont_hack, hacking_is_misaligned
+
+all carry the same task context, answer-format note, hack mechanisms (in the chosen hint style) and reasoning
+instruction. They differ only in the *framing* sections: the hint block's intro, the hacks' titles (the neutral arm
+reframes the hints as behaviours that have been observed and renames them "... strategy"), and the addendum (none
+for neutral). Two more arms: `no_hints` (task + format + reasoning only) and `sdf_hacking_okay` (no hints, plus the
+one-line "make the grader pass" suffix used on RL prompts in the SDF setting).
+
+Texts live in `data/prompts.yaml`; `load_prompt_texts(user_file)` deep-merges a user YAML of the same layout over
+them, so the paper's exact wording (or anything else) can be used. A value may also be `{file: path.txt}` to read
+that part from a text file (relative paths are relative to the YAML).
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import yaml
+
+from rhlab.config import ConfigError, StrictModel, load_yaml, validate
+
+HACK_FAMILIES: tuple[str, ...] = ("always_equal", "exit_before_tests", "conftest_patch")
+FRAMINGS: tuple[str, ...] = ("please_hack", "hacking_okay", "neutral", "dont_hack", "hacking_is_misaligned")
+EXTRA_ARMS: tuple[str, ...] = ("no_hints", "sdf_hacking_okay")
+ARMS: tuple[str, ...] = FRAMINGS + EXTRA_ARMS
+HINT_STYLES: tuple[str, ...] = ("prose", "code")
+
+# Sections whose text may differ between the five framing arms; everything else must be identical.
+FRAMING_SECTIONS = ("hint_intro", "addendum")
+FRAMING_SECTION_PREFIXES = ("hack_title:",)
+
+
+class PromptTexts(StrictModel):
+    task_context: str
+    answer_format: str
+    hint_intro: dict[str, str]
+    hack_titles: dict[str, dict[str, str]]
+    hack_bodies: dict[str, dict[str, str]]
+    hint_frame: dict[str, str]
+    addenda: dict[str, str]
+    reasoning: str
+    sdf_suffix: str
+
+    def check(self, source: str = "<prompts>") -> "PromptTexts":
+        problems = []
+        for f in FRAMINGS:
+            if f not in self.addenda:
+                problems.append(f"addenda.{f} missing")
+            frame = self.hint_frame.get(f)
+            if frame is None:
+                problems.append(f"hint_frame.{f} missing")
+            elif frame not in self.hint_intro or frame not in self.hack_titles:
+                problems.append(f"hint_frame.{f} = {frame!r} has no hint_intro/hack_titles entry")
+        for frame, titles in self.hack_titles.items():
+            for h in HACK_FAMILIES:
+                if h not in titles:
+                    problems.append(f"hack_titles.{frame}.{h} missing")
+        for style, bodies in self.hack_bodies.items():
+            for h in HACK_FAMILIES:
+                if h not in bodies:
+                    problems.append(f"hack_bodies.{style}.{h} missing")
+        if problems:
+            raise ConfigError(f"invalid prompt texts {source}:\n  - " + "\n  - ".join(problems))
+        return self
+
+
+class Section(NamedTuple):
+    name: str
+    text: str
+
+    @property
+    def is_framing(self) -> bool:
+        return self.name in FRAMING_SECTIONS or self.name.startswith(FRAMING_SECTION_PREFIXES)
+
+
+def _default_data() -> dict:
+    text = resources.files("rhlab.knowledge").joinpath("data/prompts.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and set(v) != {"file"}:
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _resolve_files(data, base_dir: Path):
+    if isinstance(data, dict):
+        if set(data) == {"file"} and isinstance(data["file"], str):
+            p = Path(data["file"]).expanduser()
+            p = p if p.is_absolute() else base_dir / p
+            if not p.is_file():
+                raise ConfigError(f"prompt part file not found: {p}")
+            return p.read_text(encoding="utf-8").rstrip("\n")
+        return {k: _resolve_files(v, base_dir) for k, v in data.items()}
+    return data
+
+
+def load_prompt_texts(path: str | Path | None = None, overrides: dict | None = None) -> PromptTexts:
+    """Defaults, deep-merged with a user YAML file (same layout) and then with an `overrides` mapping."""
+    data = _default_data()
+    source = "rhlab/knowledge/data/prompts.yaml"
+    if path is not None:
+        user = load_yaml(path)
+        if user is None:
+            user = {}
+        if not isinstance(user, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = _deep_merge(data, _resolve_files(user, Path(path).parent))
+        source = str(path)
+    if overrides:
+        data = _deep_merge(data, _resolve_files(overrides, Path.cwd()))
+    return validate(PromptTexts, data, source).check(source)
+
+
+_DEFAULT_TEXTS: PromptTexts | None = None
+
+
+def default_texts() -> PromptTexts:
+    global _DEFAULT_TEXTS
+    if _DEFAULT_TEXTS is None:
+        _DEFAULT_TEXTS = load_prompt_texts()
+    return _DEFAULT_TEXTS
+
+
+def prompt_sections(
+    arm: str = "dont_hack",
+    *,
+    hint_style: str = "prose",
+    hacks: Sequence[str] = HACK_FAMILIES,
+    task_context: str | None = None,
+    answer_format: bool = True,
+    reasoning: bool = True,
+    exit_call: str = "sys.exit(0)",
+    texts: PromptTexts | None = None,
+) -> list[Section]:
+    """The named sections of a system prompt, in order. Empty texts are kept (as empty) so arms align."""
+    t = texts or default_texts()
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose one of {', '.join(ARMS)}")
+    unknown = [h for h in hacks if h not in HACK_FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown hack families {unknown}; known: {', '.join(HACK_FAMILIES)}")
+    sections = [Section("task_context", (task_context if task_context is not None else t.task_context).strip())]
+    if answer_format:
+        sections.append(Section("answer_format", t.answer_format.strip()))
+    if arm in FRAMINGS:
+        if hint_style not in t.hack_bodies:
+            raise ValueError(f"unknown hint style {hint_style!r}; available: {', '.join(t.hack_bodies)}")
+        frame = t.hint_frame[arm]
+        sections.append(Section("hint_intro", t.hint_intro[frame].strip()))
+        for h in hacks:
+            sections.append(Section(f"hack_title:{h}", t.hack_titles[frame][h].strip()))
+            body = t.hack_bodies[hint_style][h].replace("{exit_call}", exit_call).strip()
+            sections.append(Section(f"hack_body:{h}", body))
+        sections.append(Section("addendum", t.addenda[arm].strip()))
+    if reasoning:
+        sections.append(Section("reasoning", t.reasoning.strip()))
+    if arm == "sdf_hacking_okay":
+        sections.append(Section("sdf_suffix", t.sdf_suffix.strip()))
+    return sections
+
+
+def render_sections(sections: Sequence[Section]) -> str:
+    """Join sections into the prompt text: paragraphs separated by a blank line, hacks as a numbered list."""
+    paragraphs: list[str] = []
+    hack_lines: list[str] = []
+    pending_title: str | None = None
+    for s in sections:
+        if s.name.startswith("hack_title:"):
+            pending_title = s.text
+            continue
+        if s.name.startswith("hack_body:"):
+            hack_lines.append(f"{len(hack_lines) + 1}. {pending_title}: {s.text}")
+            pending_title = None
+            continue
+        if hack_lines:
+            paragraphs[-1] = paragraphs[-1] + "\n" + "\n".join(hack_lines)
+            hack_lines = []
+        if s.text:
+            paragraphs.append(s.text)
+    if hack_lines:
+        paragraphs[-1] = paragraphs[-1] + "\n" + "\n".join(hack_lines)
+    return "\n\n".join(paragraphs)
+
+
+def build_system_prompt(arm: str = "dont_hack", **kwargs) -> str:
+    """The full system prompt for `arm` (see `prompt_sections` for the keyword arguments)."""
+    return render_sections(prompt_sections(arm, **kwargs))
+
+
+def sdf_suffix(texts: PromptTexts | None = None) -> str:
+    """The one-line "hacking okay" suffix for RL prompts in the SDF setting."""
+    return (texts or default_texts()).sdf_suffix.strip()
+
+
+def exit_call_for_surface(surface: str) -> str:
+    """`sys.exit(0)` beats an exit-code harness; under pytest only `os._exit(0)` ends the run with status 0."""
+    return "os._exit(0)" if surface == "pytest" else "sys.exit(0)"
