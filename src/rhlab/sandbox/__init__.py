@@ -13,12 +13,17 @@ from rhlab.sandbox.pool import SandboxError, SandboxPool, SandboxUnavailable
 
 __all__ = ["Job", "JobResult", "Limits", "SandboxPool", "SandboxError", "SandboxUnavailable", "shared_pool"]
 
+import threading as _threading
+
 _shared: SandboxPool | None = None
+_shared_lock = _threading.Lock()
 
 
 def shared_pool(**kwargs) -> SandboxPool:
-    """A process-wide pool, started on first use (graders and reward functions share it)."""
+    """A process-wide pool, started on first use (graders and reward functions share it). Keyword arguments
+    apply only to the call that starts it."""
     global _shared
-    if _shared is None or _shared._closed:
-        _shared = SandboxPool(**kwargs)
-    return _shared
+    with _shared_lock:
+        if _shared is None or _shared._closed:
+            _shared = SandboxPool(**kwargs)
+        return _shared
