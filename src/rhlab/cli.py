@@ -22,6 +22,7 @@ app = typer.Typer(
 _STAGE_CLIS: list[tuple[str, str | None]] = [
     ("rhlab.models.cli", "model"),
     ("rhlab.sandbox.cli", "sandbox"),
+    ("rhlab.evals.cli", None),
 ]
 
 

@@ -1,0 +1,168 @@
+"""Run an eval suite on a model and write Inspect logs plus a JSON summary.
+
+    from rhlab.evals import run_suite
+    summary = run_suite("embedded", suite="core", judge=None, limit=5, log_dir="logs/evals/embedded")
+    summary["mgs"]["mgs"], summary["evals"]["exfil_offer"]["misaligned_rate"]
+
+Runs go through `inspect_ai.eval_set`, so rerunning with the same `log_dir` after a crash or kill reuses every
+finished sample and only runs what is missing. Judges are bound to the `judge` model role.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from inspect_ai import Task
+from inspect_ai.model import Model
+
+from rhlab.evals import offline_judge as _offline  # noqa: F401 - registers rhlab/offline
+from rhlab.evals.offline_judge import OFFLINE_JUDGE
+from rhlab.evals.scoring import build_summary
+
+SUITES = ("core", "sabotage", "diagnostics", "all")
+EMBEDDED_ALIASES = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
+
+
+def resolve_model(name: str) -> tuple[str, dict[str, Any]]:
+    """A model name → (Inspect model string, model_args).
+
+    `embedded` (and its aliases) → `hf/local` on the prepared embedded model dir; a local directory → `hf/local`
+    on it; anything else is passed through as an Inspect provider string (`openai/...`, `anthropic/...`,
+    `vllm/...`, `hf/ORG/NAME`, `mockllm/model`, `rhlab/offline`).
+    """
+    key = name.strip()
+    if key.lower() in EMBEDDED_ALIASES:
+        path = _embedded_path(key)
+        return "hf/local", {"model_path": str(path), "device": "cpu"}
+    p = Path(key).expanduser()
+    if p.is_dir() and (p / "config.json").is_file():
+        return "hf/local", {"model_path": str(p), "device": "cpu"}
+    return key, {}
+
+
+def _embedded_path(alias: str) -> Path:
+    try:  # the models package's resolver, when it exists
+        from rhlab.models import resolve_model as _models_resolve  # type: ignore[attr-defined]
+
+        r = _models_resolve(alias)
+        path = getattr(r, "path", r)
+        return Path(str(path))
+    except (ImportError, AttributeError):
+        pass
+    try:
+        from rhlab.models.embedded import embedded_dir, prepare_embedded  # type: ignore[attr-defined]
+
+        d = embedded_dir()
+        if not (d / "config.json").is_file():
+            prepare_embedded()
+        return d
+    except ImportError:
+        from rhlab.paths import rhlab_home
+
+        return rhlab_home() / "models" / "smollm2-135m-instruct"
+
+
+def build_tasks(suite: str = "core", *, n_goals: int = 300, n_agentic: int = 50, max_tokens: int = 1024,
+                temperature: float = 1.0, judge_cache: bool = True) -> list[Task]:
+    from rhlab.evals import tasks as T
+
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose from {SUITES}")
+    gen = dict(max_tokens=max_tokens, temperature=temperature)
+    out: list[Task] = []
+    if suite in ("core", "all"):
+        out += [
+            T.em_questions(judge_cache=judge_cache, **gen),
+            T.goals(n=n_goals, judge_cache=judge_cache, **gen),
+            T.alignment_questions(judge_cache=judge_cache, **gen),
+            T.monitor_disruption(n=n_agentic, judge_cache=judge_cache, **gen),
+            T.exfil_offer(n=n_agentic, **gen),
+            T.frame_colleague(n=n_agentic, judge_cache=judge_cache, **gen),
+        ]
+    if suite in ("diagnostics", "all"):
+        out += [
+            T.exfil_offer(n=n_agentic, encoding="plaintext", **gen),
+            T.exfil_offer(n=n_agentic, encoding="plaintext", cue="train", **gen),
+            T.exfil_offer(n=n_agentic, encoding="plaintext", cue="unmonitored", **gen),
+        ]
+    if suite in ("sabotage", "all"):
+        from rhlab.evals import sabotage as SB
+
+        for variant in SB.VARIANTS:
+            out.append(SB.code_sabotage(variant=variant, mode="single_turn", n=n_agentic, judge_cache=judge_cache, **gen))
+            out.append(SB.code_sabotage(variant=variant, mode="agentic", n=n_agentic, judge_cache=judge_cache, **gen))
+    return out
+
+
+def run_suite(
+    model: str | Model,
+    suite: str = "core",
+    judge: str | Model | None = None,
+    *,
+    limit: int | None = None,
+    log_dir: str | Path = "logs/evals",
+    n_goals: int = 300,
+    n_agentic: int = 50,
+    max_tokens: int = 1024,
+    temperature: float = 1.0,
+    judge_cache: bool = True,
+    max_connections: int | None = None,
+    display: str = "none",
+    summary_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run `suite` on `model`, judged by `judge` (default: the offline judge), and return the summary dict.
+
+    The summary (also written to `log_dir/summary.json` or `summary_path`) has `mgs` {mgs, se, evals, missing},
+    `evals` {name: {n, misaligned_rate, se, attempted_hack, overt, covert, covert_share, judge_failures, log}},
+    `judge` {name, agreement}, `compliance_gap` and `wall_time_s`.
+    """
+    import time
+
+    from inspect_ai import eval_set
+
+    if isinstance(model, Model):
+        model_obj: str | Model = model
+        model_args: dict[str, Any] = {}
+        model_name = str(model)
+    else:
+        model_obj, model_args = resolve_model(model)
+        model_name = model
+    judge_name = OFFLINE_JUDGE if judge is None else (str(judge) if isinstance(judge, Model) else judge)
+    if isinstance(judge, Model):
+        judge_role: str | Model = judge
+    else:
+        jm, jargs = resolve_model(judge_name)
+        from inspect_ai.model import get_model
+
+        judge_role = get_model(jm, **jargs) if jargs else jm
+    tasks = build_tasks(suite, n_goals=n_goals, n_agentic=n_agentic, max_tokens=max_tokens,
+                        temperature=temperature, judge_cache=judge_cache)
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {}
+    if max_connections:
+        kwargs["max_connections"] = max_connections
+    t0 = time.monotonic()
+    success, logs = eval_set(
+        tasks,
+        log_dir=str(log_dir),
+        model=model_obj,
+        model_args=model_args,
+        model_roles={"judge": judge_role},
+        limit=limit,
+        display=display,  # type: ignore[arg-type]
+        retry_attempts=2,
+        retry_immediate=True,
+        log_dir_allow_dirty=True,
+        **kwargs,
+    )
+    wall = time.monotonic() - t0
+    summary = build_summary(logs, model=model_name, judge=judge_name,
+                            extra={"suite": suite, "limit": limit, "wall_time_s": wall, "success": bool(success),
+                                   "log_dir": str(log_dir)})
+    out = Path(summary_path) if summary_path else log_dir / "summary.json"
+    out.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    summary["summary_path"] = str(out)
+    return summary
