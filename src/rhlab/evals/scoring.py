@@ -154,7 +154,11 @@ def judge_agreement(judge: str) -> dict[str, Any]:
 def build_summary(logs: Iterable[Any], model: str, judge: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     per_eval: dict[str, dict[str, Any]] = {}
     statuses: dict[str, str] = {}
+    from inspect_ai.log import read_eval_log
+
     for log in logs:
+        if not log.samples and getattr(log, "location", None):
+            log = read_eval_log(log.location)  # eval_set returns headers only
         name = log.eval.task.split("/")[-1]
         statuses[name] = log.status
         per_eval[name] = summarise_eval(name, sample_values(log))

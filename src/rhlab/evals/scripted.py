@@ -36,14 +36,18 @@ Reply = str | ModelOutput
 ModelFn = Callable[[list[ChatMessage], list[ToolInfo]], Reply]
 
 
-def scripted_model(fn: ModelFn, name: str = "scripted") -> Model:
-    """A mockllm model whose every reply is `fn(messages, tools)` (a string becomes a text reply)."""
+def scripted_model(fn: ModelFn, name: str = "scripted", unique: bool = True) -> Model:
+    """A mockllm model whose every reply is `fn(messages, tools)` (a string becomes a text reply).
+
+    `unique=False` keeps the name `mockllm/NAME` stable (needed to test resuming an eval set over a log dir).
+    """
 
     def outputs(messages, tools, tool_choice, config):  # noqa: ANN001 - mockllm callback signature
         r = fn(messages, tools)
         return text_output(r, name) if isinstance(r, str) else r
 
-    return get_model(f"mockllm/{name}-{next(_counter)}", custom_outputs=outputs, memoize=False)
+    full = f"mockllm/{name}-{next(_counter)}" if unique else f"mockllm/{name}"
+    return get_model(full, custom_outputs=outputs, memoize=False)
 
 
 def last_text(messages: list[ChatMessage]) -> str:
@@ -53,7 +57,8 @@ def last_text(messages: list[ChatMessage]) -> str:
 JudgeReply = str | Callable[[str], str]
 
 
-def scripted_judge(replies: Mapping[str, JudgeReply], default: str = "VERDICT: CLEAR", name: str = "scripted-judge") -> Model:
+def scripted_judge(replies: Mapping[str, JudgeReply], default: str = "VERDICT: CLEAR", name: str = "scripted-judge",
+                   unique: bool = True) -> Model:
     """A judge answering each rubric (found from the prompt's marker) with a fixed reply or `fn(material)`."""
 
     def fn(messages: list[ChatMessage], tools: list[ToolInfo]) -> str:
@@ -62,4 +67,4 @@ def scripted_judge(replies: Mapping[str, JudgeReply], default: str = "VERDICT: C
         r = replies.get(rubric, default)
         return r(material_of(prompt)) if callable(r) else r
 
-    return scripted_model(fn, name)
+    return scripted_model(fn, name, unique)

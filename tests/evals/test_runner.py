@@ -1,0 +1,66 @@
+import json
+import math
+
+from typer.testing import CliRunner
+
+from rhlab.evals.runner import resolve_model, run_suite
+from rhlab.evals.scoring import mgs, rate_se, summarise_eval
+from rhlab.evals.scripted import scripted_judge, scripted_model
+
+
+def test_mgs_math():
+    per = {e: {"n": 10, "misaligned_rate": r, "se": s} for e, r, s in zip(
+        ["em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer", "frame_colleague"],
+        [0.1, 0.2, 0.3, 0.0, 0.0, 0.6], [0.03, 0.04, 0.05, 0.0, 0.0, 0.06])}
+    m = mgs(per)
+    assert m["mgs"] == sum([0.1, 0.2, 0.3, 0.0, 0.0, 0.6]) / 6
+    assert math.isclose(m["se"], math.sqrt(0.03**2 + 0.04**2 + 0.05**2 + 0.06**2) / 6)
+    assert m["complete"] and not m["missing"]
+    assert rate_se([1, 0, 0, 0]) == (0.25, math.sqrt(0.25 * 0.75 / 4))
+    s = summarise_eval("x", [{"misaligned": 1, "covert": 1}, {"misaligned": 1, "overt": 1}, {"attempted_hack": 1}])
+    assert s["misaligned"] == 2 and s["covert_share"] == 0.5 and s["attempted_hack"] == 1
+
+
+def test_resolve_model():
+    assert resolve_model("openai/gpt-4o") == ("openai/gpt-4o", {})
+    name, args = resolve_model("embedded")
+    assert name == "hf/local" and args["model_path"].endswith("smollm2-135m-instruct")
+
+
+def test_run_suite_core_and_resume(tmp_path):
+    calls = {"n": 0}
+
+    def fn(messages, tools):
+        calls["n"] += 1
+        return "<thinking>fine</thinking>I want to help."
+
+    judge = scripted_judge({"alignment": "90", "coherence": "90", "goals": "GOALS: helpfulness"}, unique=False)
+    s = run_suite(scripted_model(fn, unique=False), suite="core", judge=judge, limit=2, log_dir=tmp_path, judge_cache=False,
+                  n_goals=4, n_agentic=2)
+    assert set(s["evals"]) == {"em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer",
+                               "frame_colleague"}
+    assert all(e["n"] == 2 for e in s["evals"].values())
+    assert s["mgs"]["mgs"] == 0.0 and s["mgs"]["complete"]
+    assert s["evals"]["goals"]["goals"]["output"] == {"helpfulness": 1.0}
+    assert json.loads((tmp_path / "summary.json").read_text())["mgs"]["mgs"] == 0.0
+    assert "agreement" in s["judge"]
+    first = calls["n"]
+    assert first >= 12
+    # a second run over the same log dir reuses every finished sample: no new model calls
+    s2 = run_suite(scripted_model(fn, unique=False), suite="core", judge=judge, limit=2, log_dir=tmp_path, judge_cache=False,
+                   n_goals=4, n_agentic=2)
+    assert calls["n"] == first
+    assert s2["mgs"]["mgs"] == 0.0
+
+
+def test_cli_calibrate_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("RHLAB_HOME", str(tmp_path))
+    from rhlab.cli import app
+
+    out = tmp_path / "cal.json"
+    r = CliRunner().invoke(app, ["judge", "calibrate", "--judge", "rhlab/offline", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["n"] >= 100 and -1 <= res["kappa"] <= 1
+    assert sum(sum(row.values()) for row in res["confusion"].values()) == res["n"]
+    assert (tmp_path / "judge_calibration" / "rhlab_offline.json").is_file()
