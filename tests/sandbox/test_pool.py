@@ -145,3 +145,22 @@ def test_cli_selftest_json():
     data = json.loads(out.stdout)
     assert data["mode"] == "bwrap" and data["passed"]
     assert set(data["checks"]) >= {"env_clean", "host_file_invisible", "network_refused", "non_root"}
+
+
+def test_read_only_mount_under_tmp_survives_wipes(tmp_path):
+    # A virtualenv (or any runtime mount) under /tmp must neither break the per-job wipe nor be deletable.
+    shared = tmp_path / "shared-data"
+    shared.mkdir()
+    (shared / "data.txt").write_text("keep me")
+    os.chmod(tmp_path, 0o755)
+    with SandboxPool(workers=1, extra_ro_binds=[str(shared)]) as pool:
+        code = (f"import os\nprint(open({str(shared / 'data.txt')!r}).read())\n"
+                f"try:\n    os.unlink({str(shared / 'data.txt')!r})\nexcept OSError as e:\n    print('refused')\n"
+                "open('/tmp/scratch', 'w').write('x')\n")
+        for _ in range(3):
+            r = pool.run(Job(files={"m.py": code}, argv=["python", "m.py"]))
+            assert r.stdout == "keep me\nrefused\n", r
+        assert pool.stats["anomalies"] == 0 and pool.stats["worker_starts"] == 1
+        r = pool.run(Job(files={}, argv=["python", "-c", "import os; print(os.path.exists('/tmp/scratch'))"]))
+        assert r.stdout == "False\n"
+    assert (shared / "data.txt").read_text() == "keep me"

@@ -343,25 +343,38 @@ def _kill_job_processes(pid):
     return False
 
 
+# Read-only mounts that can sit inside the scratch dirs (a virtualenv under /tmp, say), and the directories
+# leading to them: the wipe walks through the latter and leaves the former alone.
+KEEP = set(CONFIG.get("keep_paths", []))
+KEEP_PARENTS = {os.path.dirname(p) for p in KEEP}
+for _p in list(KEEP_PARENTS):
+    while _p not in ("/", ""):
+        KEEP_PARENTS.add(_p)
+        _p = os.path.dirname(_p)
+
+
+def _remove(path):
+    if os.path.islink(path) or not os.path.isdir(path):
+        os.unlink(path)
+        return
+    os.chmod(path, 0o700)
+    for entry in os.scandir(path):
+        _remove(entry.path)
+    os.rmdir(path)
+
+
 def _wipe(path):
-    """Remove everything under path. The worker may do this itself: every job process is dead by now, and
-    as root it holds CAP_DAC_OVERRIDE/CAP_FOWNER for files the job made unwritable. Symlinks are removed,
-    never followed."""
+    """Remove everything under path (symlinks removed, never followed). The worker does this itself: every
+    job process is dead by now, and as root it holds CAP_DAC_OVERRIDE/CAP_FOWNER for files the job made
+    unwritable."""
     try:
-        for root, dirs, files in os.walk(path, topdown=True):
-            for d in dirs:
-                p = os.path.join(root, d)
-                if not os.path.islink(p):
-                    os.chmod(p, 0o700)
-        for root, dirs, files in os.walk(path, topdown=False):
-            for f in files:
-                os.unlink(os.path.join(root, f))
-            for d in dirs:
-                p = os.path.join(root, d)
-                if os.path.islink(p):
-                    os.unlink(p)
-                else:
-                    os.rmdir(p)
+        for entry in os.scandir(path):
+            if entry.path in KEEP:
+                continue
+            if entry.path in KEEP_PARENTS and entry.is_dir(follow_symlinks=False):
+                _wipe(entry.path)
+                continue
+            _remove(entry.path)
         return True
     except OSError:
         return False

@@ -9,6 +9,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from rhlab.sandbox import seccomp
 
@@ -93,6 +94,7 @@ def bwrap_spec(
     disk_mb: int,
     tmp_mb: int,
     preimport: list[str],
+    extra_ro_binds: Sequence[str] = (),
 ) -> WorkerSpec:
     """A worker inside bubblewrap. As root: no user namespace, jobs run as a per-slot uid with no caps.
     As an ordinary user: a user namespace (jobs share the user's uid, contained by the namespaces)."""
@@ -116,7 +118,8 @@ def bwrap_spec(
         elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
     made: set[str] = {"/usr"}
-    for root in _runtime_roots():
+    roots = _runtime_roots() + [os.path.realpath(p) for p in extra_ro_binds]
+    for root in roots:
         for parent in _parents(root):
             if parent not in made:
                 argv += ["--perms", "0755", "--dir", parent]
@@ -151,6 +154,7 @@ def bwrap_spec(
         "job_gid": job_gid if as_root else None,
         "pid_namespace": True,
         "preimport": preimport,
+        "keep_paths": [r for r in roots if r.startswith(("/tmp/", "/sandbox/"))],
     }
     argv += [_python_in_sandbox(), "-I", "-B", WORKER_IN_SANDBOX, json.dumps(config)]
     return WorkerSpec(argv=argv, pass_fds=pass_fds, job_dir=JOB_DIR_IN_SANDBOX)

@@ -150,6 +150,7 @@ class SandboxPool:
         tmp_mb: int = 32,
         preimport: Sequence[str] | None = None,
         selftest: bool = True,
+        extra_ro_binds: Sequence[str] = (),
     ):
         if allow_weak is None:
             allow_weak = os.environ.get("RHLAB_ALLOW_WEAK_SANDBOX") == "1"
@@ -158,12 +159,15 @@ class SandboxPool:
         self.disk_mb = disk_mb
         self.tmp_mb = tmp_mb
         self.preimport = list(preimport if preimport is not None else launcher.DEFAULT_PREIMPORT)
+        self.extra_ro_binds = [str(p) for p in extra_ro_binds]  # host paths jobs may read (bwrap mode)
         self._state = tempfile.TemporaryDirectory(prefix="rhlab-sandbox-")
         self._state_dir = Path(self._state.name)
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
         self._next_id = 0
         self._id_lock = threading.Lock()
+        # Counters a caller can check: restarts should be rare; frequent ones mean jobs keep breaking workers.
+        self.stats = {"jobs": 0, "worker_starts": 0, "worker_failures": 0, "anomalies": 0}
         self.selftest_report = None
         self.isolation = self._choose_isolation(isolation, allow_weak, selftest)
         self._threads = [
@@ -217,7 +221,9 @@ class SandboxPool:
     def _spec_factory(self, isolation: str):
         def make(slot: int) -> launcher.WorkerSpec:
             if isolation == "bwrap":
-                return launcher.bwrap_spec(slot, self._state_dir, self.disk_mb, self.tmp_mb, self.preimport)
+                return launcher.bwrap_spec(
+                    slot, self._state_dir, self.disk_mb, self.tmp_mb, self.preimport, self.extra_ro_binds
+                )
             return launcher.weak_spec(slot, self._state_dir, self.preimport)
 
         return make
@@ -225,7 +231,14 @@ class SandboxPool:
     # -- slots ----------------------------------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> _Worker:
-        return _Worker(self._spec_factory(self.isolation)(slot), self.isolation)
+        worker = _Worker(self._spec_factory(self.isolation)(slot), self.isolation)
+        with self._id_lock:
+            self.stats["worker_starts"] += 1
+        return worker
+
+    def _count(self, key: str) -> None:
+        with self._id_lock:
+            self.stats[key] += 1
 
     def _slot_loop(self, slot: int) -> None:
         worker: _Worker | None = None
@@ -257,6 +270,7 @@ class SandboxPool:
                 return self._failed(f"could not start a sandbox worker: {err}"), None
         with self._id_lock:
             self._next_id += 1
+            self.stats["jobs"] += 1
             job_id = self._next_id
         wire = job.to_wire(job_id, worker.job_env)
         deadline = time.monotonic() + job.timeout_s + HANG_MARGIN_S
@@ -264,9 +278,11 @@ class SandboxPool:
             reply = worker.request(wire, deadline)
         except TimeoutError:
             worker.kill()
+            self._count("worker_failures")
             return self._failed("sandbox worker hung past the job's timeout; worker replaced", timed_out=True), None
         except _WorkerDied as err:
             worker.kill()
+            self._count("worker_failures")
             return self._failed(f"sandbox worker died during the job ({err}); worker replaced"), None
         if reply.get("id") != job_id:
             worker.kill()
@@ -282,6 +298,9 @@ class SandboxPool:
             stdout_truncated=reply["stdout_truncated"],
             stderr_truncated=reply["stderr_truncated"],
         )
+        if reply.get("anomaly"):
+            log.warning("sandbox worker %d: %s; replacing it", slot, reply["anomaly"])
+            self._count("anomalies")
         if reply.get("anomaly") or worker.jobs_done >= self.recycle_after:
             worker.kill()  # the worker exits by itself on an anomaly; make sure and start afresh next time
             worker = None
