@@ -16,22 +16,34 @@ def pool():
         yield p
 
 
-def sandbox_processes(n_slots: int = 8) -> list[int]:
-    """Host pids running as a sandbox job uid (only meaningful when the pool runs as root)."""
-    uids = set(range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + n_slots))
-    found = []
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, real uid, state) for every process on the host."""
+    table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/status") as fh:
-                status = fh.read()
-        except OSError:
+                fields = dict(line.split(":", 1) for line in fh.read().splitlines() if ":" in line)
+            table[int(name)] = (int(fields["PPid"]), int(fields["Uid"].split()[0]), fields["State"].strip())
+        except (OSError, KeyError, ValueError):
             continue
-        uid_line = next((l for l in status.splitlines() if l.startswith("Uid:")), "")
-        state = next((l for l in status.splitlines() if l.startswith("State:")), "")
-        if uid_line and int(uid_line.split()[1]) in uids and "Z" not in state:
-            found.append(int(name))
+    return table
+
+
+def sandbox_processes(pool) -> list[int]:
+    """Live processes under this pool's workers that run as a job uid (the workers themselves run as root)."""
+    table = _proc_table()
+    roots = set(pool.worker_process_ids())
+    found = []
+    for pid, (ppid, uid, state) in table.items():
+        if uid < SANDBOX_UID_BASE or state.startswith("Z"):
+            continue
+        cur, seen = ppid, 0
+        while cur and cur not in roots and seen < 64:
+            cur, seen = table.get(cur, (0, 0, ""))[0], seen + 1
+        if cur in roots:
+            found.append(pid)
     return found
 
 
@@ -49,9 +61,9 @@ def _run_contained(pool, code: str, timeout_s: float = 5.0, **kw):
     assert elapsed < timeout_s + MARGIN_S, f"took {elapsed:.1f}s"
     if os.geteuid() == 0:
         deadline = time.monotonic() + 2
-        while sandbox_processes() and time.monotonic() < deadline:
+        while sandbox_processes(pool) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert sandbox_processes() == [], "processes left behind"
+        assert sandbox_processes(pool) == [], "processes left behind"
     assert_pool_healthy(pool)
     return result
 

@@ -168,6 +168,7 @@ class SandboxPool:
         self._id_lock = threading.Lock()
         # Counters a caller can check: restarts should be rare; frequent ones mean jobs keep breaking workers.
         self.stats = {"jobs": 0, "worker_starts": 0, "worker_failures": 0, "anomalies": 0}
+        self._live: dict[int, _Worker] = {}
         self.selftest_report = None
         self.isolation = self._choose_isolation(isolation, allow_weak, selftest)
         self._threads = [
@@ -234,7 +235,13 @@ class SandboxPool:
         worker = _Worker(self._spec_factory(self.isolation)(slot), self.isolation)
         with self._id_lock:
             self.stats["worker_starts"] += 1
+            self._live[slot] = worker
         return worker
+
+    def worker_process_ids(self) -> list[int]:
+        """Host pids of the live workers' outermost processes (bwrap, or the worker itself in weak mode)."""
+        with self._id_lock:
+            return [w.proc.pid for w in self._live.values() if w.alive()]
 
     def _count(self, key: str) -> None:
         with self._id_lock:
