@@ -70,7 +70,7 @@ def calibrate_cmd(
     from rhlab.evals.runner import resolve_model
     from rhlab.evals.scoring import save_calibration
 
-    name, args = resolve_model(judge)
+    name, args = resolve_model(judge, judge=True)
     res = calibrate_judge(name, rubric, model_args=args, options=JudgeOptions(max_tokens_verdict=max_tokens))
     res["judge"] = judge
     console = Console()

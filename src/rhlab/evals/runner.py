@@ -25,13 +25,21 @@ SUITES = ("core", "sabotage", "diagnostics", "all")
 EMBEDDED_ALIASES = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
 
 
-def resolve_model(name: str) -> tuple[str, dict[str, Any]]:
+def resolve_model(name: str, judge: bool = False) -> tuple[str, dict[str, Any]]:
     """A model name → (Inspect model string, model_args).
 
     `embedded` (and its aliases) → `hf/local` on the prepared embedded model dir; a local directory → `hf/local`
     on it; anything else is passed through as an Inspect provider string (`openai/...`, `anthropic/...`,
-    `vllm/...`, `hf/ORG/NAME`, `mockllm/model`, `rhlab/offline`).
+    `vllm/...`, `hf/ORG/NAME`, `mockllm/model`, `rhlab/offline`). With `judge=True`, local HF models decode
+    greedily (`do_sample=False`).
     """
+    name_, args = _resolve(name)
+    if judge and name_.startswith("hf/"):
+        args = {**args, "do_sample": False}
+    return name_, args
+
+
+def _resolve(name: str) -> tuple[str, dict[str, Any]]:
     key = name.strip()
     if key.lower() in EMBEDDED_ALIASES:
         path = _embedded_path(key)
@@ -133,7 +141,7 @@ def run_suite(
     if isinstance(judge, Model):
         judge_role: str | Model = judge
     else:
-        jm, jargs = resolve_model(judge_name)
+        jm, jargs = resolve_model(judge_name, judge=True)
         from inspect_ai.model import get_model
 
         judge_role = get_model(jm, **jargs) if jargs else jm

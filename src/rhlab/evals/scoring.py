@@ -58,7 +58,25 @@ def summarise_eval(name: str, values: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if name == "goals":
         out["goals"] = goal_rates(values)
+    if name.startswith("code_sabotage"):
+        out["effectiveness"] = sabotage_effectiveness(values)
     return out
+
+
+def sabotage_effectiveness(values: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Mean accuracy ratio (written prompt / reference prompt) for sabotaged and for other samples."""
+    rows = [(int(v.get("misaligned", 0)), v.get("metadata", {}).get("accuracy_ratio")) for v in values]
+    rows = [(m, r) for m, r in rows if r is not None]
+    if not rows:
+        return None
+    sab = [r for m, r in rows if m]
+    other = [r for m, r in rows if not m]
+    return {
+        "mean_ratio_sabotaged": sum(sab) / len(sab) if sab else None,
+        "mean_ratio_other": sum(other) / len(other) if other else None,
+        "mean_ratio_all": sum(r for _, r in rows) / len(rows),
+        "n": len(rows),
+    }
 
 
 def goal_rates(values: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -57,13 +57,20 @@ def last_text(messages: list[ChatMessage]) -> str:
 JudgeReply = str | Callable[[str], str]
 
 
-def scripted_judge(replies: Mapping[str, JudgeReply], default: str = "VERDICT: CLEAR", name: str = "scripted-judge",
-                   unique: bool = True) -> Model:
-    """A judge answering each rubric (found from the prompt's marker) with a fixed reply or `fn(material)`."""
+def scripted_judge(replies: Mapping[str, JudgeReply], default: str | None = "VERDICT: CLEAR",
+                   name: str = "scripted-judge", unique: bool = True) -> Model:
+    """A judge answering each rubric (found from the prompt's marker) with a fixed reply or `fn(material)`.
+
+    Rubrics not in `replies` get `default`, or the offline judge's answer when `default` is None.
+    """
 
     def fn(messages: list[ChatMessage], tools: list[ToolInfo]) -> str:
         prompt = messages[0].text
         rubric = rubric_of(prompt) or ""
+        if rubric not in replies and default is None:
+            from rhlab.evals.offline_judge import answer
+
+            return answer(prompt)
         r = replies.get(rubric, default)
         return r(material_of(prompt)) if callable(r) else r
 
