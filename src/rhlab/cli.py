@@ -23,6 +23,7 @@ _STAGE_CLIS: list[tuple[str, str | None]] = [
     ("rhlab.models.cli", "model"),
     ("rhlab.sandbox.cli", "sandbox"),
     ("rhlab.evals.cli", None),
+    ("rhlab.train.cli", None),
 ]
 
 

@@ -1,0 +1,431 @@
+"""GRPO on the hackable environments (TRL `GRPOTrainer`), with per-step hack metrics, checkpoints and resume.
+
+    from rhlab.train import train, load_train_config
+    result = train(load_train_config("configs/train/smoke.yaml"), "runs/smoke")          # fresh run
+    result = train("runs/smoke/config.yaml", "runs/smoke", resume=True)                  # after a crash / kill -9
+
+Run directory (rhlab.rundir):
+    config.yaml, meta.json
+    records/train_steps.jsonl   one record per optimiser step (see docs/training.md for every field)
+    records/transcripts.jsonl   sampled (prompt, completion, verdict, reward) rows per step
+    records/checkpoints.jsonl   one line per saved checkpoint (step, path, hack rate so far)
+    artefacts/checkpoints/checkpoint-N/   HF/TRL checkpoint + rhlab_checkpoint.json (written after the save
+                                          completed; a checkpoint without it is incomplete and ignored)
+    artefacts/tensorboard/      TensorBoard scalars
+    artefacts/hard_filter.json  cached reference-model solves (hard_filter.mode=reference_model)
+
+Resume: the newest complete checkpoint N is loaded (weights, optimiser, scheduler, RNG, data position), records of
+steps > N are dropped (they are redone), and TensorBoard events after N are purged — so every step 1..max_steps
+appears exactly once in the records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from rhlab.config import ConfigError, load_config
+from rhlab.rundir import RunDir, read_records
+from rhlab.train.config import HACK_FAMILIES, TrainConfig
+from rhlab.train.reward import HackReward, PenaltySchedule
+
+STEPS = "train_steps"
+TRANSCRIPTS = "transcripts"
+CHECKPOINTS = "checkpoints"
+CKPT_META = "rhlab_checkpoint.json"
+# Config fields that may change between a run and its resume.
+_RESUMABLE_CHANGES = {("grpo", "max_steps"), ("logging",), ("sandbox_workers",)}
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int  # last finished optimiser step
+    onset_step: int | None
+    last_checkpoint: Path | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- checkpoints --------------------------------------------------------------------------------------------------
+
+
+def checkpoints_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "artefacts" / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Complete checkpoints, oldest first: their rhlab metadata plus `path`."""
+    out = []
+    d = checkpoints_dir(run_dir)
+    if not d.exists():
+        return out
+    for p in d.glob("checkpoint-*"):
+        meta = p / CKPT_META
+        if p.is_dir() and meta.exists():
+            try:
+                m = json.loads(meta.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                continue
+            m["path"] = str(p)
+            out.append(m)
+    return sorted(out, key=lambda m: m["step"])
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    cks = list_checkpoints(run_dir)
+    return Path(cks[-1]["path"]) if cks else None
+
+
+def _rewrite_records(path: Path, keep: Callable[[dict], bool]) -> int:
+    if not path.exists():
+        return 0
+    rows = [r for r in read_records(path) if keep(r)]
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return len(rows)
+
+
+def onset_step(records: list[dict[str, Any]], threshold: float = 0.02) -> int | None:
+    """Paper §3: the first step where more than `threshold` of the step's episodes hack successfully."""
+    for r in sorted(records, key=lambda r: r["step"]):
+        rate = r.get("hack_success_any")
+        if rate is not None and rate > threshold:
+            return int(r["step"])
+    return None
+
+
+# --- GRPO config ----------------------------------------------------------------------------------------------------
+
+
+def grpo_args(cfg: TrainConfig, output_dir: str | Path, reward_weights: list[float] | None = None):
+    """The `trl.GRPOConfig` for a run (also used by the scale-out config test)."""
+    from trl import GRPOConfig
+
+    g = cfg.grpo
+    total = cfg.batch_size
+    if total % g.gradient_accumulation_steps:
+        raise ConfigError(
+            f"grpo.num_generations × grpo.prompts_per_step ({total}) must be divisible by "
+            f"grpo.gradient_accumulation_steps ({g.gradient_accumulation_steps})"
+        )
+    kw: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=total // g.gradient_accumulation_steps,
+        gradient_accumulation_steps=g.gradient_accumulation_steps,
+        num_generations=g.num_generations,
+        max_completion_length=g.max_completion_length,
+        max_steps=g.max_steps,
+        learning_rate=g.learning_rate,
+        lr_scheduler_type=g.lr_scheduler_type,
+        warmup_steps=g.warmup_steps,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        beta=g.beta,
+        epsilon=g.epsilon,
+        epsilon_high=g.epsilon_high,
+        num_iterations=g.num_iterations,
+        loss_type=g.loss_type,
+        scale_rewards=g.scale_rewards,
+        mask_truncated_completions=g.mask_truncated_completions,
+        gradient_checkpointing=g.gradient_checkpointing,
+        max_grad_norm=g.max_grad_norm,
+        weight_decay=g.weight_decay,
+        save_strategy="steps",
+        save_steps=cfg.checkpoint_every,
+        save_total_limit=cfg.keep_checkpoints,
+        save_only_model=False,  # optimiser + scheduler + RNG are needed for an exact resume
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        log_completions=False,
+        reward_weights=reward_weights,
+        dataloader_num_workers=0,
+    )
+    if cfg.device == "cpu":
+        kw.update(use_cpu=True, bf16=False, fp16=False)
+    for k, v in g.extra.items():
+        if k in kw and k not in ("bf16", "fp16", "use_cpu"):
+            raise ConfigError(f"grpo.extra.{k} duplicates a first-class rhlab knob; set it under grpo instead")
+        kw[k] = v
+    try:
+        return GRPOConfig(**kw)
+    except TypeError as err:
+        raise ConfigError(f"grpo.extra: {err}") from None
+
+
+def _make_trainer_class():
+    from trl import GRPOTrainer
+
+    class RHGRPOTrainer(GRPOTrainer):
+        """GRPOTrainer plus the explicit zero-variance-group option."""
+
+        zero_variance_groups = "keep"
+
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            if self.zero_variance_groups == "mask":
+                # Every member of a zero-variance group has advantage exactly 0 (reward − group mean); drop those
+                # completions from the loss and from the token normaliser so they do not dilute the others.
+                keep = (out["advantages"] != 0).to(out["completion_mask"].dtype)
+                out["completion_mask"] = out["completion_mask"] * keep.unsqueeze(1)
+                mask = out["completion_mask"] if out.get("tool_mask") is None else out["completion_mask"] * out["tool_mask"]
+                out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
+                mode = "train" if self.model.training else "eval"
+                self._metrics[mode]["rhlab/zero_variance_masked"].append(float(1 - keep.float().mean().item()))
+            return out
+
+    return RHGRPOTrainer
+
+
+# --- callback -----------------------------------------------------------------------------------------------------
+
+
+def _callback_class():
+    from transformers import TrainerCallback
+
+    class RunCallback(TrainerCallback):
+        """Writes per-step records / TensorBoard / transcripts, drives the progress bar and the penalty latch,
+        forces a final checkpoint, and marks checkpoints complete."""
+
+        def __init__(self, run: RunDir, cfg: TrainConfig, reward: HackReward, history: list[dict], start_step: int,
+                     progress: bool):
+            self.run, self.cfg, self.reward = run, cfg, reward
+            self.history = history
+            self.last_step = start_step
+            self.t_step = time.perf_counter()
+            self.tb = None
+            if cfg.logging.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(log_dir=str(run.artefacts_dir / "tensorboard"), purge_step=start_step + 1)
+            self.progress = None
+            self._task = None
+            if progress:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                self.progress = Progress(
+                    TextColumn("[bold]GRPO"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.description}"), transient=False,
+                )
+
+        # -- lifecycle --
+        def on_train_begin(self, args, state, control, **kw):
+            if self.progress is not None:
+                self.progress.start()
+                self._task = self.progress.add_task(self._desc(), total=self.cfg.grpo.max_steps,
+                                                    completed=self.last_step)
+
+        def on_train_end(self, args, state, control, **kw):
+            if self.progress is not None:
+                self.progress.stop()
+            if self.tb is not None:
+                self.tb.flush()
+                self.tb.close()
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t_step = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.step_seconds = time.perf_counter() - self.t_step
+            if state.global_step >= state.max_steps:
+                control.should_save = True  # always checkpoint the final step
+            return control
+
+        def _desc(self) -> str:
+            if not self.history:
+                return "hack rate –"
+            r = self.history[-1]
+            onset = onset_step(self.history, self.cfg.onset_threshold)
+            return (f"hack {r.get('hack_success_any', 0):.0%}  pass {r.get('pass_rate', 0):.0%}  "
+                    f"true {r.get('passed_hardened_rate', 0):.0%}  onset {onset if onset else '–'}  "
+                    f"{r.get('step_seconds', 0):.1f}s/step")
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            step = int(state.global_step)
+            logs = logs or {}
+            if step <= self.last_step or "train_runtime" in logs:
+                return
+            st = self.reward.pop_step(step)
+            rec: dict[str, Any] = {"step": step, "time": time.time()}
+            rec.update(self.reward.summarize(step, st))
+            step_s = getattr(self, "step_seconds", None) or 0.0
+            rec["step_seconds"] = round(step_s, 4)
+            rec["grade_share"] = round(rec["grade_seconds"] / step_s, 5) if step_s > 0 else None
+            rec["trl"] = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+            self.history.append(rec)
+            self.reward.schedule.observe(step, rec.get("hack_success_any"))
+            rec["penalty_triggered_at"] = self.reward.schedule.triggered_at
+            rec["onset_step"] = onset_step(self.history, self.cfg.onset_threshold)
+            self.run.append(STEPS, rec)
+            self._transcripts(step, st)
+            if self.tb is not None:
+                for k, v in rec.items():
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "time"):
+                        self.tb.add_scalar(f"rhlab/{k}", v, step)
+                for k, v in rec["trl"].items():
+                    self.tb.add_scalar(f"trl/{k}", v, step)
+                self.tb.flush()
+            self.last_step = step
+            if self.progress is not None:
+                self.progress.update(self._task, completed=step, description=self._desc())
+
+        def _transcripts(self, step: int, st) -> None:
+            n = self.cfg.logging.transcripts_per_step
+            if not n or st is None or not st.rows:
+                return
+            rng = random.Random(self.cfg.seed * 100_003 + step)
+            rows = rng.sample(st.rows, min(n, len(st.rows)))
+            for r in rows:
+                g = r["graded"]
+                prompt = r.get("prompt")
+                self.run.append(TRANSCRIPTS, {
+                    "step": step, "task_id": g.task_id, "hackable": g.hackable, "arm": self.cfg.prompt.arm,
+                    "prompt_user": next((m["content"] for m in (prompt or []) if m.get("role") == "user"), None)
+                    if isinstance(prompt, list) else prompt,
+                    "completion": r["text"], "verdict": g.to_dict(),
+                    "reward": self.reward.total_reward(g, step, r.get("pm")), "pm": r.get("pm"),
+                    "penalty_fires": r["penalty_fires"], "penalty_active": st.penalty_active,
+                })
+
+        def on_save(self, args, state, control, **kw):
+            step = int(state.global_step)
+            ck = Path(args.output_dir) / f"checkpoint-{step}"
+            if not ck.is_dir():
+                return
+            rec = self.history[-1] if self.history and self.history[-1]["step"] == step else {}
+            meta = {
+                "step": step, "time": time.time(), "model": self.cfg.model, "arm": self.cfg.prompt.arm,
+                "hack_success_any": rec.get("hack_success_any"), "passed_hardened_rate": rec.get("passed_hardened_rate"),
+                "onset_step": onset_step(self.history, self.cfg.onset_threshold),
+                "penalty_triggered_at": self.reward.schedule.triggered_at,
+                "seed": self.cfg.seed,
+            }
+            tmp = ck / (CKPT_META + ".tmp")
+            tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            os.replace(tmp, ck / CKPT_META)
+            self.run.append(CHECKPOINTS, {**meta, "path": str(ck)})
+
+    return RunCallback
+
+
+# --- entry point ----------------------------------------------------------------------------------------------------
+
+
+def _config_diff(a: dict, b: dict, prefix: tuple = ()) -> list[tuple]:
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            diffs += _config_diff(va, vb, prefix + (k,))
+        elif va != vb:
+            diffs.append(prefix + (k,))
+    return diffs
+
+
+def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[RunDir, Path | None]:
+    stored = run_dir / "config.yaml"
+    if resume:
+        if not stored.exists():
+            raise ConfigError(f"--resume: {run_dir} has no config.yaml (not a training run dir)")
+        old = load_config(TrainConfig, stored)
+        diffs = [d for d in _config_diff(old.model_dump(mode="json"), cfg.model_dump(mode="json"))
+                 if not any(d[: len(p)] == p for p in _RESUMABLE_CHANGES)]
+        if diffs:
+            raise ConfigError(
+                f"--resume: config differs from the run's config.yaml in {', '.join('.'.join(d) for d in diffs)}; "
+                "only grpo.max_steps, logging and sandbox_workers may change on resume"
+            )
+        run = RunDir.create(run_dir, cfg)
+        ckpt = last_checkpoint(run_dir)
+        keep_to = int(json.loads((ckpt / CKPT_META).read_text())["step"]) if ckpt else 0
+        _rewrite_records(run.records_path(STEPS), lambda r: r.get("step", 0) <= keep_to)
+        _rewrite_records(run.records_path(TRANSCRIPTS), lambda r: r.get("step", 0) <= keep_to)
+        _rewrite_records(run.records_path(CHECKPOINTS), lambda r: r.get("step", 0) <= keep_to)
+        # incomplete checkpoints (killed mid-save) and ones after keep_to are removed so TRL cannot pick them up
+        for p in checkpoints_dir(run_dir).glob("checkpoint-*"):
+            try:
+                n = int(p.name.split("-")[-1])
+            except ValueError:
+                continue
+            if n > keep_to or not (p / CKPT_META).exists():
+                shutil.rmtree(p, ignore_errors=True)
+        return run, ckpt
+    existing = RunDir(run_dir).records_path(STEPS)
+    if existing.exists() and any(True for _ in read_records(existing)):
+        raise ConfigError(f"{run_dir} already holds training steps; pass --resume to continue it, or use a new dir")
+    return RunDir.create(run_dir, cfg), None
+
+
+def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = False, *,
+          grader=None, progress: bool | None = None, model=None, tasks: list | None = None) -> TrainResult:
+    """Run (or resume) GRPO. `grader` overrides the sandbox grader (an object with async `agrade_many`);
+    `model` a preloaded (model, tokenizer) pair; `tasks` the task list (else loaded from config)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cfg = config if isinstance(config, TrainConfig) else load_config(TrainConfig, config)
+    run_dir = Path(run_dir)
+    run, ckpt = _prepare_run_dir(cfg, run_dir, resume)
+    history = run.records(STEPS)
+    start_step = max((r["step"] for r in history), default=0)
+
+    from rhlab.models import load_model_and_tokenizer
+    from rhlab.train.data import apply_hard_filter, build_dataset, select_tasks
+
+    if model is not None:
+        mdl, tok = model
+    else:
+        mdl, tok = load_model_and_tokenizer(cfg.model)
+    tok.padding_side = "left"
+    if tasks is None:
+        tasks = select_tasks(cfg)
+        tasks = apply_hard_filter(cfg, tasks, run.artefacts_dir / "hard_filter.json")
+    dataset = build_dataset(cfg, tasks, tok)
+    by_id = {t.id: t for t in tasks}
+
+    schedule = PenaltySchedule(cfg.reward.penalty)
+    for r in history:  # rebuild the after-threshold latch from finished steps
+        schedule.observe(r["step"], r.get("hack_success_any"))
+    reward = HackReward(cfg, by_id, grader=grader, schedule=schedule)
+    if hasattr(reward.grader, "pool"):
+        reward.grader.pool  # start the sandbox pool now, so step 1's grading time does not include its start-up
+    args = grpo_args(cfg, checkpoints_dir(run_dir), reward.reward_weights())
+
+    peft_config = None
+    if cfg.grpo.lora is not None:
+        from peft import LoraConfig
+
+        lo = cfg.grpo.lora
+        peft_config = LoraConfig(r=lo.r, lora_alpha=lo.alpha, lora_dropout=lo.dropout,
+                                 target_modules=lo.target_modules, task_type="CAUSAL_LM")
+
+    Trainer = _make_trainer_class()
+    Callback = _callback_class()
+    show = cfg.logging.progress if progress is None else progress
+    cb = Callback(run, cfg, reward, history, start_step, show)
+    trainer = Trainer(model=mdl, processing_class=tok, reward_funcs=reward.reward_funcs(), args=args,
+                      train_dataset=dataset, peft_config=peft_config, callbacks=[cb])
+    trainer.zero_variance_groups = cfg.grpo.zero_variance_groups
+    if start_step >= cfg.grpo.max_steps:
+        cb.on_train_end(None, None, None)
+    else:
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    records = run.records(STEPS)
+    return TrainResult(
+        run_dir=run_dir,
+        steps=max((r["step"] for r in records), default=0),
+        onset_step=onset_step(records, cfg.onset_threshold),
+        last_checkpoint=last_checkpoint(run_dir),
+        records=records,
+    )

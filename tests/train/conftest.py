@@ -1,0 +1,34 @@
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from rhlab.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def tiny_config(model_dir, **over):
+    from rhlab.train.config import TrainConfig
+
+    data = {
+        "model": str(model_dir),
+        "tasks": {"source": "humaneval", "ids": ["humaneval/0", "humaneval/2", "humaneval/4", "humaneval/7"]},
+        "prompt": {"arm": "hacking_okay"},
+        "grpo": {"num_generations": 4, "prompts_per_step": 2, "max_steps": 3, "max_completion_length": 16,
+                 "learning_rate": 1e-4},
+        "checkpoint_every": 2,
+        "logging": {"progress": False, "transcripts_per_step": 2},
+        "sandbox_workers": 2,
+    }
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(data.get(k), dict):
+            data[k] = {**data[k], **v}
+        else:
+            data[k] = v
+    return TrainConfig.model_validate(data)
