@@ -52,3 +52,13 @@ def test_mix_by_docs_and_determinism():
     assert sa["synthetic_docs"] == 10 and sa["real_docs"] == 90
     with pytest.raises(ValueError):
         mix_corpus(_syn(1), _real(1), 0)
+
+
+def test_mix_with_uneven_real_docs_stays_close_to_target():
+    import random
+
+    rng = random.Random(0)
+    real = [{"id": f"r{i}", "text": "r" * rng.choice([200, 5000, 40000]), "source": "real:x"} for i in range(400)]
+    for f in (0.1, 0.01):
+        _, st = mix_corpus(_syn(40, 1000), real, f, seed=2)
+        assert st["achieved_fraction"] == pytest.approx(f, rel=0.05), st

@@ -206,10 +206,14 @@ def mix_corpus(
             syn = kept
             syn_total = acc
             need_real = syn_total * (1 - fraction) / fraction
+        # Fill up to the target without overshooting by much: a document that would overshoot by more than
+        # half its own size is skipped in favour of smaller ones later in the (shuffled) pool.
         chosen, acc = [], 0
         for d in pool:
             if acc >= need_real:
                 break
+            if acc + size(d) - need_real > size(d) / 2 and acc > 0:
+                continue
             chosen.append(d)
             acc += size(d)
     else:
