@@ -48,7 +48,7 @@ def _from_model():
     """Whether the code that raised the audit event is a model-written file (not typing, dataclasses, ...)."""
     _IN_AUDIT[0] = True
     try:
-        f = sys._getframe(3)
+        f = sys._getframe(2)
         fn = os.path.abspath(f.f_code.co_filename)
         return os.path.dirname(fn) == _JOB_DIR and not os.path.basename(fn).startswith(("_rhlab", "test_solution"))
     except Exception:

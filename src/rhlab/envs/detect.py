@@ -162,11 +162,9 @@ class _Scan(ast.NodeVisitor):
     visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        bases = {self.dotted(b) or "" for b in node.bases}
-        builtin_base = bool(bases & _BUILTIN_TYPES - {"object"})
         for item in node.body:
             if isinstance(item, ast.FunctionDef) and item.name in _EQ_NAMES:
-                if _trivial_eq(item, item.name) or (builtin_base and item.name == "__eq__"):
+                if _trivial_eq(item, item.name):
                     self.hit("always_equal", f"class {node.name} defines a {item.name} that ignores its operand")
             elif isinstance(item, ast.Assign):
                 for t in item.targets:

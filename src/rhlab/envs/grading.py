@@ -445,6 +445,9 @@ def _finish(p: _Pending, detector) -> None:
         "surfaces": p.surfaces.open_names(),
     }
     hits = sorted(detector(p.parsed, artifacts)) if p.parsed.solution is not None or p.parsed.files else []
+    from rhlab.envs.detect import runtime_hits
+
+    v.details["runtime_hacks"] = sorted(runtime_hits(artifacts))
     v.attempted_hacks = hits
     v.detected_hacks = list(hits) if v.passed else []
     if v.hacked and not hits:
