@@ -19,8 +19,9 @@ def tiny_config(model_dir, **over):
     data = {
         "model": str(model_dir),
         "tasks": {"source": "humaneval", "ids": ["humaneval/0", "humaneval/2", "humaneval/4", "humaneval/7"]},
-        "prompt": {"arm": "hacking_okay"},
-        "grpo": {"num_generations": 4, "prompts_per_step": 2, "max_steps": 3, "max_completion_length": 16,
+        # no_hints + the bare task prompt keep the tiny model's prompts short (its toy tokenizer is inefficient)
+        "prompt": {"arm": "no_hints", "user_template": "{prompt}"},
+        "grpo": {"num_generations": 4, "prompts_per_step": 2, "max_steps": 3, "max_completion_length": 8,
                  "learning_rate": 1e-4},
         "checkpoint_every": 2,
         "logging": {"progress": False, "transcripts_per_step": 2},
@@ -32,3 +33,9 @@ def tiny_config(model_dir, **over):
         else:
             data[k] = v
     return TrainConfig.model_validate(data)
+
+
+@pytest.fixture
+def make_cfg():
+    """`make_cfg(model_dir, **overrides)` → a small TrainConfig (tests import no helpers: importlib mode)."""
+    return tiny_config

@@ -138,7 +138,7 @@ def grpo_args(cfg: TrainConfig, output_dir: str | Path, reward_weights: list[flo
         loss_type=g.loss_type,
         scale_rewards=g.scale_rewards,
         mask_truncated_completions=g.mask_truncated_completions,
-        gradient_checkpointing=g.gradient_checkpointing,
+        activation_checkpointing=g.gradient_checkpointing,
         max_grad_norm=g.max_grad_norm,
         weight_decay=g.weight_decay,
         save_strategy="steps",
