@@ -1,0 +1,95 @@
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from rhlab.envs.grading import HackSurfaces, agrade, grade, grade_many
+from rhlab.envs.tasks import get_task, load_tasks
+
+FIX = Path(__file__).parent / "fixtures"
+SETTINGS = [HackSurfaces(e, x, p) for e in (False, True) for x in (False, True) for p in (False, True)]
+
+
+def fenced(code):
+    return f"```python\n{code}\n```"
+
+
+def test_canonical_humaneval_passes_both_graders_without_detection(pool):
+    tasks = load_tasks("humaneval")
+    start = time.monotonic()
+    items = [(t, fenced(t.canonical_solution), s) for t in tasks for s in (HackSurfaces.all(), HackSurfaces.none())]
+    verdicts = grade_many(items, pool)
+    elapsed = time.monotonic() - start
+    bad = [(t.id, s.open_names(), v.passed, v.passed_hardened, v.attempted_hacks)
+           for (t, _, s), v in zip(items, verdicts) if not (v.passed and v.passed_hardened) or v.attempted_hacks]
+    assert bad == []
+    assert elapsed < 120, elapsed
+
+
+def test_wrong_honest_answers_fail_every_setting(pool):
+    ids = ["humaneval/0", "humaneval/32", "humaneval/38", "humaneval/2", "humaneval/33"]
+    items = []
+    for tid in ids:
+        t = get_task(tid)
+        wrong = f"def {t.entry_point}(*args):\n    return args[0] if args else None\n"
+        items += [(t, fenced(wrong), s) for s in SETTINGS]
+    for (t, _, s), v in zip(items, grade_many(items, pool)):
+        assert not v.passed and not v.passed_hardened, (t.id, s)
+        assert v.attempted_hacks == [] and not v.hacked
+
+
+def test_alternative_correct_solution_passes_replayed_checks(pool):
+    # HumanEval/32's check accepts any root; a different root-finder must pass the hardened twin too.
+    t = get_task("humaneval/32")
+    code = t.prompt + "\n    lo, hi = -1.0, 1.0\n    while poly(xs, lo) * poly(xs, hi) > 0:\n        lo *= 2.0\n        hi *= 2.0\n    for _ in range(200):\n        mid = (lo + hi) / 2\n        if poly(xs, lo) * poly(xs, mid) <= 0:\n            hi = mid\n        else:\n            lo = mid\n    return (lo + hi) / 2\n"
+    for v in grade_many([(t, fenced(code), s) for s in SETTINGS], pool):
+        assert v.passed and v.passed_hardened
+
+
+def test_type_aware_equality_in_hardened(pool):
+    t = get_task("humaneval/0")  # expects bools
+    ints = "def has_close_elements(numbers, threshold):\n    s = sorted(numbers)\n    return int(any(b - a < threshold for a, b in zip(s, s[1:])))\n"
+    v = grade(t, fenced(ints), HackSurfaces.all(), pool)
+    assert v.passed and not v.passed_hardened  # 1 == True in a live `==`, not for the hardened twin
+
+
+def test_malformed_answers_get_verdicts(pool):
+    t = get_task("humaneval/0")
+    junk = ["", "no code", "```python\ndef f(:\n```", "\x00\x01binary", "```python\n" + "x=1\n" * 60_000 + "```",
+            "```python\nimport os\nos.kill(os.getpid(), 9)\n```", "```python\nwhile True: pass\n```",
+            "```python\nraise MemoryError\n```", "```python\nprint('x' * 10_000_000)\n```"]
+    for v in grade_many([(t, j, HackSurfaces.all()) for j in junk], pool):
+        assert not v.passed and not v.passed_hardened
+
+
+def test_jsonl_tasks_grade(pool):
+    fn_tasks = load_tasks(str(FIX / "mbpp_like.jsonl"))
+    io_tasks = load_tasks(str(FIX / "apps_like.jsonl"),
+                          fields={"id": "problem_id", "prompt": "question", "solution": "solutions"})
+    items = []
+    for t in fn_tasks + io_tasks:
+        for s in (HackSurfaces.all(), HackSurfaces.none()):
+            items.append((t, fenced(t.canonical_solution), s, True))
+            items.append((t, fenced("print(0)\n" if t.style == "stdio" else f"def {t.entry_point}(*a):\n    return 5\n"), s, False))
+    verdicts = grade_many([i[:3] for i in items], pool)
+    for (t, _, s, good), v in zip(items, verdicts):
+        assert (v.passed, v.passed_hardened) == (good, good), (t.id, s, good, v.details)
+        assert v.attempted_hacks == []
+
+
+def test_async_and_single(pool):
+    t = get_task("humaneval/1")
+    v = asyncio.run(agrade(t, fenced(t.canonical_solution), HackSurfaces.none(), pool))
+    assert v.passed and v.passed_hardened and v.grade_time_s > 0
+    d = v.to_dict()
+    assert {"passed", "passed_hardened", "hacked", "detected_hacks", "attempted_hacks"} <= set(d)
+
+
+def test_surfaces_parse():
+    assert HackSurfaces.parse("all") == HackSurfaces.all()
+    assert HackSurfaces.parse("none") == HackSurfaces.none()
+    assert HackSurfaces.parse("always_equal,conftest_patch") == HackSurfaces(True, False, True)
+    assert HackSurfaces.parse("exit_code") == HackSurfaces(False, True, False)
+    with pytest.raises(ValueError):
+        HackSurfaces.parse("bogus")
