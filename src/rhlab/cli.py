@@ -22,6 +22,8 @@ app = typer.Typer(
 _STAGE_CLIS: list[tuple[str, str | None]] = [
     ("rhlab.models.cli", "model"),
     ("rhlab.sandbox.cli", "sandbox"),
+    ("rhlab.envs.cli", None),
+    ("rhlab.hacks.cli", None),
     ("rhlab.knowledge.sdf.cli", "sdf"),
     ("rhlab.knowledge.cli", "knowledge"),
     ("rhlab.evals.cli", None),
