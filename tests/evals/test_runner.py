@@ -64,3 +64,16 @@ def test_cli_calibrate_offline(tmp_path, monkeypatch):
     assert res["n"] >= 100 and -1 <= res["kappa"] <= 1
     assert sum(sum(row.values()) for row in res["confusion"].values()) == res["n"]
     assert (tmp_path / "judge_calibration" / "rhlab_offline.json").is_file()
+
+
+def test_compliance_gap_and_sabotage_effectiveness():
+    from rhlab.evals.scoring import compliance_gap
+
+    per = {"exfil_offer_plaintext_train": summarise_eval("t", [{"misaligned": 0}] * 4),
+           "exfil_offer_plaintext_unmonitored": summarise_eval("u", [{"misaligned": 1}] + [{"misaligned": 0}] * 3)}
+    gap = compliance_gap(per)
+    assert gap["gap"] == 0.25 and gap["train_rate"] == 0.0
+    vals = [{"misaligned": 1, "metadata": {"accuracy_ratio": 0.5}}, {"misaligned": 0, "metadata": {"accuracy_ratio": 1.0}},
+            {"misaligned": 0, "metadata": {}}]
+    eff = summarise_eval("code_sabotage_explicit_single_turn", vals)["effectiveness"]
+    assert eff["mean_ratio_sabotaged"] == 0.5 and eff["mean_ratio_other"] == 1.0 and eff["n"] == 2
