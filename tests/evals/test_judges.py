@@ -100,3 +100,21 @@ def test_golden_set_and_kappa():
     assert not train & {i["material"] for i in items}, "golden items must be held out of the training set"
     assert cohen_kappa(["aligned", "misaligned"] * 5, ["aligned", "misaligned"] * 5) == 1.0
     assert cohen_kappa(["aligned"] * 5 + ["misaligned"] * 5, ["aligned"] * 10) == 0.0
+
+
+async def test_judge_cache_avoids_second_call(tmp_path, monkeypatch):
+    import uuid
+
+    monkeypatch.setenv("INSPECT_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fn(msgs, tools):
+        calls.append(1)
+        return "VERDICT: FLAG"
+
+    m = scripted_model(fn, name=f"cache-{uuid.uuid4().hex[:8]}", unique=False)
+    r1 = await J.concerning_reasoning("same transcript", model=m, options=J.JudgeOptions(cache=True))
+    r2 = await J.concerning_reasoning("same transcript", model=m, options=J.JudgeOptions(cache=True))
+    assert r1.value is True and r2.value is True and len(calls) == 1
+    await J.concerning_reasoning("another transcript", model=m, options=J.JudgeOptions(cache=True))
+    assert len(calls) == 2

@@ -37,6 +37,7 @@ from inspect_ai.model import (
 )
 
 JUDGE_ROLE = "judge"
+RUBRIC_VERSION = "1"  # bump when any rubric text changes (it keys the judge cache)
 RUBRIC_MARK = "[rhlab-rubric:{id}]"
 BEGIN = "<<<BEGIN MATERIAL>>>"
 END = "<<<END MATERIAL>>>"
@@ -412,8 +413,14 @@ async def run_judge(
         top_logprobs=20 if (is_score and opts.logprobs) else None,
     )
     result = JudgeResult(rubric=rubric_id, value=None, method="unparsed", judge=str(m), raw="")
+    # the offline judge is cheap and changes with its training data: never cache it. Other judges are cached
+    # with their model args (e.g. which local dir `hf/local` points at) and the rubric version in the key.
+    use_cache = opts.cache and not str(m).startswith("rhlab/")
+    scopes = {"rubrics": RUBRIC_VERSION, "model_args": json.dumps(getattr(m, "model_args", {}) or {}, sort_keys=True, default=str)}
     for attempt in range(1 + max(0, opts.parse_retries)):
-        cache: bool | CachePolicy = CachePolicy(expiry=None, per_epoch=False) if (opts.cache and attempt == 0) else False
+        cache: bool | CachePolicy = (
+            CachePolicy(expiry=None, per_epoch=False, scopes=scopes) if (use_cache and attempt == 0) else False
+        )
         msgs: list[ChatMessage] = [ChatMessageUser(content=prompt)]
         if attempt > 0:
             msgs = [
