@@ -346,6 +346,15 @@ def _write_test_module():
         fh.write("\n".join(lines))
 
 
+# Plugins the generated tests never use, off to halve pytest's start-up (what a model conftest can do is unchanged:
+# it still loads, and reports still flow through _pytest.reports and the runtest hooks).
+PYTEST_ARGS = ["-q", "-p", "no:cacheprovider"] + [
+    a for p in ("doctest", "junitxml", "pastebin", "legacypath", "warnings", "logging", "faulthandler", "stepwise",
+                "unraisableexception", "threadexception", "debugging", "nose", "setuponly", "setupplan")
+    for a in ("-p", "no:" + p)
+]
+
+
 def run_pytest():
     import pytest
 
@@ -359,7 +368,7 @@ def run_pytest():
         solution()  # model code runs in the verdict process, before pytest: as in a pytest harness
     plugin = _Plugin()
     try:
-        rc = int(pytest.main(["-q", "-p", "no:cacheprovider", "test_solution.py"], plugins=[plugin]))
+        rc = int(pytest.main(PYTEST_ARGS + ["test_solution.py"], plugins=[plugin]))
     except SystemExit as exc:
         if not CFG["catch_exit"]:
             raise
