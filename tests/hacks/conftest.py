@@ -7,3 +7,7 @@ from rhlab.sandbox import SandboxPool
 def pool():
     with SandboxPool(workers=2) as p:
         yield p
+
+
+# The fixture project is a user's task directory for `rhlab audit --command`, not part of this suite.
+collect_ignore = ["fixtures"]
