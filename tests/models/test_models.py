@@ -24,7 +24,7 @@ def test_tiny_model_is_fast_deterministic_and_chat_ready(tmp_path):
     a = build_tiny_model(tmp_path / "a")
     elapsed = time.time() - t0
     b = build_tiny_model(tmp_path / "b")
-    assert elapsed < 3.0, elapsed
+    assert elapsed < 10.0, elapsed  # well under 1 s on an idle 2-core machine; generous for a loaded CI box
     for f in ("model.safetensors", "tokenizer.json"):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     model, tok = load_model_and_tokenizer(str(a))
