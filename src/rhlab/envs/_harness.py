@@ -26,8 +26,24 @@ import _rhlab_wire as W
 
 _type, _len, _isinstance, _getattr = type, len, isinstance, getattr
 
-NONCE = sys.stdin.readline().strip()
-CHAN = os.dup(1)
+
+def _make_emitter():
+    # The nonce and the saved stdout fd live only in this closure, not in module globals a solution could read
+    # with one attribute lookup. (With equality open the solution shares this process, so a determined one can
+    # still dig them out: that is what an open equality surface means, and hardened verdicts never rely on it.)
+    nonce = sys.stdin.readline().strip()
+    chan = os.dup(1)
+
+    def emit(data):
+        payload = (nonce + json.dumps(data) + nonce + "\n").encode()
+        while payload:
+            n = os.write(chan, payload)
+            payload = payload[n:]
+
+    return emit
+
+
+_EMIT = _make_emitter()
 with open("_rhlab_job.json", encoding="utf-8") as _fh:
     CFG = json.load(_fh)
 os.remove("_rhlab_job.json")
@@ -119,10 +135,7 @@ def _write_frame(**extra):
     _collect_signals()
     data = {"records": RECORDS, "signals": sorted(SIGNALS), "counts": COUNTS}
     data.update(extra)
-    payload = (NONCE + json.dumps(data) + NONCE + "\n").encode()
-    while payload:
-        n = os.write(CHAN, payload)
-        payload = payload[n:]
+    _EMIT(data)
 
 
 # --- running the solution -------------------------------------------------------------------------------------

@@ -119,7 +119,10 @@ class _Scan(ast.NodeVisitor):
         if isinstance(node, ast.Subscript):  # sys.modules["os"]._exit
             d = self.dotted(node.value)
             if d == "sys.modules":
-                return _fold(node.slice)
+                name = _fold(node.slice)
+                if name == "__main__":
+                    self.hit("expected_leak", "reads sys.modules['__main__'] (the test program)")
+                return name
         return None
 
     def visit_Import(self, node: ast.Import) -> None:
@@ -127,11 +130,17 @@ class _Scan(ast.NodeVisitor):
             self.aliases[(a.asname or a.name).split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
             if a.name.startswith("_pytest"):
                 self.hit("conftest_patch", f"imports {a.name}")
-            if a.name == "builtins" and False:
-                pass
+            if a.name == "__main__":
+                self.hit("expected_leak", "imports the running test program (__main__)")
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        self.dotted(node)  # records sys.modules["__main__"] reads
+        self.generic_visit(node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         mod = node.module or ""
+        if mod == "__main__":
+            self.hit("expected_leak", "imports from the running test program (__main__)")
         for a in node.names:
             self.aliases[a.asname or a.name] = f"{mod}.{a.name}" if mod else a.name
             if a.name in _PYTEST_INTERNALS:
