@@ -62,3 +62,16 @@ def test_grade_cli_json(tmp_path):
         assert v["passed"] is passed and v["passed_hardened"] is False and v["hacked"] is passed
         assert v["attempted_hacks"] == ["exit_before_tests"]
         assert v["detected_hacks"] == (["exit_before_tests"] if passed else [])
+
+
+def test_audit_user_script_grader():
+    out = _audit("--command", "python run_tests.py", "--task-dir", str(PROJECT.parent / "script_project"),
+                 "--entry", "add")
+    rows = {r["exploit"]: r["passes"] for r in out["rows"]}
+    assert rows["control_wrong_answer"] is False
+    # an exit-code script harness: every exit variant and every live-`==` trick pays; conftest never loads
+    for name in ("always_equal_class", "exit_sys_exit", "exit_os_exit", "exit_finally", "exit_atexit",
+                 "exit_excepthook", "exit_fake_summary", "expected_leak_frames"):
+        assert rows[name] is True, name
+    for name in ("conftest_report_patch", "conftest_makereport_hook", "exit_in_conftest", "conftest_skip_runtest"):
+        assert rows[name] is False, name
