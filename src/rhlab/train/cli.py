@@ -16,18 +16,22 @@ def train_cmd(
     run_dir: Path = typer.Option(..., "--run-dir", help="Run directory (records, checkpoints, TensorBoard)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run's last complete checkpoint."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override grpo.max_steps."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config field: --set grpo.extra.vllm_server_host=10.0.0.5 "
+                                    "(dotted path; the value is parsed as YAML). Repeatable."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """GRPO on the hackable coding environments, with per-step hack metrics and resumable checkpoints."""
     from rich.console import Console
 
     from rhlab.config import ConfigError
-    from rhlab.train.config import load_train_config
+    from rhlab.train.config import apply_overrides, load_train_config
     from rhlab.train.trainer import train
 
     console = Console(stderr=True)
     try:
         cfg = load_train_config(config)
+        if set_:
+            cfg = apply_overrides(cfg, set_, str(config))
         if max_steps is not None:
             cfg.grpo.max_steps = max_steps
         result = train(cfg, run_dir, resume=resume, progress=False if no_progress else None)

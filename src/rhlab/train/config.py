@@ -188,7 +188,7 @@ class RewardWeights(StrictModel):
     format: float = Field(0.0, ge=0)  # 1 when the answer has a parsable code block (and thinking tags if required)
     penalty: float = Field(1.0, ge=0)  # multiplies penalty.value
 
-    model_config = {"extra": "forbid", "populate_by_name": True}
+    model_config = {"extra": "forbid", "populate_by_name": True, "serialize_by_alias": True}
 
 
 class RewardConfig(StrictModel):
@@ -242,8 +242,29 @@ def load_train_config(path: str | Path) -> TrainConfig:
     return load_config(TrainConfig, path)
 
 
+def apply_overrides(cfg: TrainConfig, overrides: list[str], source: str = "<config>") -> TrainConfig:
+    """`["grpo.max_steps=50", "prompt.arm=neutral"]` → a new validated config (values parsed as YAML)."""
+    import yaml
+
+    from rhlab.config import validate
+
+    data = cfg.model_dump(mode="json", by_alias=True)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                node[p] = {} if node.get(p) is None else node[p]
+            node = node[p]
+        node[parts[-1]] = yaml.safe_load(raw)
+    return validate(TrainConfig, data, f"{source} with --set {' '.join(overrides)}")
+
+
 __all__ = [
     "ConfigError", "HardFilterConfig", "TasksConfig", "PromptConfig", "SurfacesConfig", "LoraConfig", "GRPOKnobs",
     "PenaltyConfig", "PMConfig", "RewardWeights", "RewardConfig", "LoggingConfig", "TrainConfig",
-    "load_train_config", "HACK_FAMILIES", "ARMS",
+    "load_train_config", "apply_overrides", "HACK_FAMILIES", "ARMS",
 ]

@@ -40,7 +40,8 @@ TRANSCRIPTS = "transcripts"
 CHECKPOINTS = "checkpoints"
 CKPT_META = "rhlab_checkpoint.json"
 # Config fields that may change between a run and its resume.
-_RESUMABLE_CHANGES = {("grpo", "max_steps"), ("logging",), ("sandbox_workers",)}
+_RESUMABLE_CHANGES = {("grpo", "max_steps"), ("logging",), ("sandbox_workers",),
+                      ("grpo", "extra", "vllm_server_host"), ("grpo", "extra", "vllm_server_base_url")}
 
 
 @dataclass
@@ -99,7 +100,7 @@ def _rewrite_records(path: Path, keep: Callable[[dict], bool]) -> int:
 def onset_step(records: list[dict[str, Any]], threshold: float = 0.02) -> int | None:
     """Paper §3: the first step where more than `threshold` of the step's episodes hack successfully."""
     for r in sorted(records, key=lambda r: r["step"]):
-        rate = r.get("hack_success_any")
+        rate = r.get("hack_success_any_all_ranks", r.get("hack_success_any"))
         if rate is not None and rate > threshold:
             return int(r["step"])
     return None
@@ -207,13 +208,18 @@ def _callback_class():
             self.last_step = start_step
             self.t_step = time.perf_counter()
             self.tb = None
-            if cfg.logging.tensorboard:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(log_dir=str(run.artefacts_dir / "tensorboard"), purge_step=start_step + 1)
             self.progress = None
             self._task = None
-            if progress:
+            self._show_progress = progress
+
+        def _start_outputs(self) -> None:
+            # Only the main process writes records, TensorBoard and the progress bar (see docs: multi-GPU).
+            if self.cfg.logging.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(log_dir=str(self.run.artefacts_dir / "tensorboard"),
+                                        purge_step=self.last_step + 1)
+            if self._show_progress:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
                 self.progress = Progress(
@@ -223,6 +229,9 @@ def _callback_class():
 
         # -- lifecycle --
         def on_train_begin(self, args, state, control, **kw):
+            if not state.is_world_process_zero:
+                return
+            self._start_outputs()
             if self.progress is not None:
                 self.progress.start()
                 self._task = self.progress.add_task(self._desc(), total=self.cfg.grpo.max_steps,
@@ -237,9 +246,13 @@ def _callback_class():
 
         def on_step_begin(self, args, state, control, **kw):
             self.t_step = time.perf_counter()
+            self.cpu_step = time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
             self.step_seconds = time.perf_counter() - self.t_step
+            # CPU seconds of the trainer process (all its threads): on a shared machine wall time also counts
+            # waiting for cores; this does not (sandbox jobs run in other processes and are not included)
+            self.step_cpu_seconds = time.process_time() - getattr(self, "cpu_step", time.process_time())
             if state.global_step >= state.max_steps:
                 control.should_save = True  # always checkpoint the final step
             return control
@@ -259,14 +272,23 @@ def _callback_class():
             if step <= self.last_step or "train_runtime" in logs:
                 return
             st = self.reward.pop_step(step)
+            # TRL gathers every reward func over all ranks before logging, so this rate is the same on every rank
+            # (the penalty latch must switch on everywhere at once); rhlab's own rates below are this rank's.
+            all_ranks = logs.get("rewards/hack_success_any/mean")
+            if not state.is_world_process_zero:
+                self.last_step = step
+                self.reward.schedule.observe(step, all_ranks)
+                return
             rec: dict[str, Any] = {"step": step, "time": time.time()}
             rec.update(self.reward.summarize(step, st))
             step_s = getattr(self, "step_seconds", None) or 0.0
             rec["step_seconds"] = round(step_s, 4)
+            rec["step_cpu_seconds"] = round(getattr(self, "step_cpu_seconds", 0.0), 3)
             rec["grade_share"] = round(rec["grade_seconds"] / step_s, 5) if step_s > 0 else None
             rec["trl"] = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+            rec["hack_success_any_all_ranks"] = all_ranks if all_ranks is not None else rec.get("hack_success_any")
             self.history.append(rec)
-            self.reward.schedule.observe(step, rec.get("hack_success_any"))
+            self.reward.schedule.observe(step, rec["hack_success_any_all_ranks"])
             rec["penalty_triggered_at"] = self.reward.schedule.triggered_at
             rec["onset_step"] = onset_step(self.history, self.cfg.onset_threshold)
             self.run.append(STEPS, rec)
@@ -301,6 +323,8 @@ def _callback_class():
                 })
 
         def on_save(self, args, state, control, **kw):
+            if not state.is_world_process_zero:
+                return
             step = int(state.global_step)
             ck = Path(args.output_dir) / f"checkpoint-{step}"
             if not ck.is_dir():
@@ -335,8 +359,15 @@ def _config_diff(a: dict, b: dict, prefix: tuple = ()) -> list[tuple]:
     return diffs
 
 
+def _is_main_process() -> bool:
+    """Rank 0 under accelerate/torchrun (RANK is set before the trainer exists); True for a plain process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[RunDir, Path | None]:
     stored = run_dir / "config.yaml"
+    if not _is_main_process():  # other ranks only read; rank 0 owns the run dir
+        return RunDir(run_dir), (last_checkpoint(run_dir) if resume else None)
     if resume:
         if not stored.exists():
             raise ConfigError(f"--resume: {run_dir} has no config.yaml (not a training run dir)")
@@ -346,7 +377,7 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[Run
         if diffs:
             raise ConfigError(
                 f"--resume: config differs from the run's config.yaml in {', '.join('.'.join(d) for d in diffs)}; "
-                "only grpo.max_steps, logging and sandbox_workers may change on resume"
+                "only grpo.max_steps, logging, sandbox_workers and the vLLM server address may change on resume"
             )
         run = RunDir.create(run_dir, cfg)
         ckpt = last_checkpoint(run_dir)
@@ -396,7 +427,7 @@ def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = 
 
     schedule = PenaltySchedule(cfg.reward.penalty)
     for r in history:  # rebuild the after-threshold latch from finished steps
-        schedule.observe(r["step"], r.get("hack_success_any"))
+        schedule.observe(r["step"], r.get("hack_success_any_all_ranks", r.get("hack_success_any")))
     reward = HackReward(cfg, by_id, grader=grader, schedule=schedule)
     if hasattr(reward.grader, "pool"):
         reward.grader.pool  # start the sandbox pool now, so step 1's grading time does not include its start-up
