@@ -164,3 +164,12 @@ def test_read_only_mount_under_tmp_survives_wipes(tmp_path):
         r = pool.run(Job(files={}, argv=["python", "-c", "import os; print(os.path.exists('/tmp/scratch'))"]))
         assert r.stdout == "False\n"
     assert (shared / "data.txt").read_text() == "keep me"
+
+
+def test_pytest_runs_atexit_handlers_like_an_interpreter(pool):
+    conftest = "import atexit, os\natexit.register(lambda: os._exit(0))\n"
+    tests = "def test_fails():\n    assert False\n"
+    for argv in (["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"], ["pytest", "-q", "-p", "no:cacheprovider"]):
+        r = pool.run(Job(files={"conftest.py": conftest, "test_x.py": tests}, argv=argv))
+        # The test failed, yet the status is 0: the atexit exit ran, as it does after a real `python -m pytest`.
+        assert r.stdout.startswith("F") and r.exit_code == 0, (argv, r)

@@ -145,36 +145,16 @@ def _run_script(path, rest):
     exec(compile(source, path, "exec"), main.__dict__)
 
 
-def _python_main(argv):
-    """Run `python ...` semantics in this (forked) process; returns the exit status."""
+def _as_interpreter(body):
+    """Run body() as a whole program: SystemExit → status, uncaught exception → sys.excepthook and 1, then
+    non-daemon threads are joined and the job's atexit handlers run, as at interpreter shutdown."""
     import atexit
-    import runpy
     import threading
 
-    args = list(argv[1:])
-    while args and args[0] in ("-u", "-B", "-I", "-E", "-s", "-S", "-q"):
-        args = args[1:]
     try:
         try:
-            if args[:1] == ["-m"]:
-                module, rest = args[1], args[2:]
-                sys.argv = [module] + rest
-                sys.path[0] = JOB_DIR
-                if module == "pytest":
-                    import pytest
-
-                    return int(pytest.main(rest))
-                runpy.run_module(module, run_name="__main__", alter_sys=True)
-            elif args[:1] == ["-c"]:
-                sys.argv = ["-c"] + args[2:]
-                sys.path[0] = ""
-                code = compile(args[1], "<string>", "exec")
-                exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
-            elif args:
-                _run_script(args[0], args[1:])
-            else:
-                return 0
-            status = 0
+            status = body()
+            status = 0 if status is None else int(status)
         except SystemExit as exc:
             status = _exit_code_of(exc)
         except BaseException:
@@ -195,19 +175,40 @@ def _python_main(argv):
                 pass
 
 
-def _pytest_main(argv):
+def _pytest(args):
     import pytest
 
-    try:
-        return int(pytest.main(argv[1:]))
-    except SystemExit as exc:
-        return _exit_code_of(exc)
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
+    return int(pytest.main(args))
+
+
+def _python_main(argv):
+    """`python [-m MODULE | -c CODE | FILE] args...` in this (forked) process; returns the exit status."""
+    import runpy
+
+    args = list(argv[1:])
+    while args and args[0] in ("-u", "-B", "-I", "-E", "-s", "-S", "-q"):
+        args = args[1:]
+    if args[:1] == ["-m"]:
+        module, rest = args[1], args[2:]
+        sys.argv = [module] + rest
+        sys.path[0] = JOB_DIR
+        if module == "pytest":
+            return _as_interpreter(lambda: _pytest(rest))
+        return _as_interpreter(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True) and None)
+    if args[:1] == ["-c"]:
+        sys.argv = ["-c"] + args[2:]
+        sys.path[0] = ""
+        code = compile(args[1], "<string>", "exec")
+        return _as_interpreter(lambda: exec(code, {"__name__": "__main__", "__builtins__": __builtins__}))
+    if args:
+        return _as_interpreter(lambda: _run_script(args[0], args[1:]))
+    return 0
+
+
+def _pytest_main(argv):
+    sys.argv = list(argv)
+    sys.path[0] = JOB_DIR
+    return _as_interpreter(lambda: _pytest(argv[1:]))
 
 
 def _child(req, out_w, err_w):
