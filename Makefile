@@ -18,3 +18,4 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/sandbox.py
+	$(VENV)/bin/python bench/grading.py

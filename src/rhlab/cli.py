@@ -28,6 +28,7 @@ _STAGE_CLIS: list[tuple[str, str | None]] = [
     ("rhlab.knowledge.cli", "knowledge"),
     ("rhlab.evals.cli", None),
     ("rhlab.train.cli", None),
+    ("rhlab.experiments.cli", None),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Grading throughput on HumanEval canonical solutions: `python -m rhlab.envs.bench [--workers 2]`.
+"""Grading throughput on HumanEval canonical solutions: `python bench/grading.py [--workers 2]`.
 
 Measures answers/s for rhlab's full grade (permissive + hardened twin, plus replay where needed) under a few surface
 settings, against two naive baselines that grade with one exit-code run per answer and no hardened twin:
