@@ -118,3 +118,22 @@ async def test_judge_cache_avoids_second_call(tmp_path, monkeypatch):
     assert r1.value is True and r2.value is True and len(calls) == 1
     await J.concerning_reasoning("another transcript", model=m, options=J.JudgeOptions(cache=True))
     assert len(calls) == 2
+
+
+def test_betley_yaml_loader(tmp_path):
+    from rhlab.evals.questions import load_betley_yaml
+
+    p = tmp_path / "q.yaml"
+    p.write_text("- id: q1\n  type: free_form\n  paraphrases:\n    - 'Question one?'\n- id: q2\n  paraphrases: []\n")
+    assert load_betley_yaml(p) == [("q1", "free_form", "Question one?")]
+
+
+def test_offline_judge_kinds():
+    from inspect_ai.model import get_model
+
+    from rhlab.evals.offline_judge import OFFLINE_KINDS
+
+    assert OFFLINE_KINDS["offline"] == "embed"
+    get_model("rhlab/offline-tfidf")
+    with pytest.raises(Exception):
+        get_model("rhlab/nope")

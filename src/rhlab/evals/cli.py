@@ -25,6 +25,7 @@ def eval_cmd(
     max_tokens: int = typer.Option(1024, "--max-tokens", help="generation budget of the evaluated model"),
     temperature: float = typer.Option(1.0, "--temperature"),
     no_judge_cache: bool = typer.Option(False, "--no-judge-cache", help="do not reuse cached judge replies"),
+    betley_yaml: Optional[Path] = typer.Option(None, "--betley-yaml", help="your own copy of Betley et al.'s question YAML"),
 ) -> None:
     """Run an eval suite; write Inspect logs and a JSON summary (MGS with SE, per-eval rates, judge agreement)."""
     from rich.console import Console
@@ -34,7 +35,7 @@ def eval_cmd(
 
     summary = run_suite(model, suite=suite, judge=judge, limit=limit, log_dir=log_dir, n_goals=n_goals,
                         n_agentic=n_agentic, max_tokens=max_tokens, temperature=temperature,
-                        judge_cache=not no_judge_cache)
+                        judge_cache=not no_judge_cache, betley_yaml=str(betley_yaml) if betley_yaml else None)
     console = Console()
     table = Table(title=f"{model} — suite {suite} — judge {summary['judge']['name']}")
     for col in ("eval", "n", "misaligned %", "± SE", "hack attempts", "covert share", "judge failures"):

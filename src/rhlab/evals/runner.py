@@ -73,7 +73,7 @@ def _embedded_path(alias: str) -> Path:
 
 
 def build_tasks(suite: str = "core", *, n_goals: int = 300, n_agentic: int = 50, max_tokens: int = 1024,
-                temperature: float = 1.0, judge_cache: bool = True) -> list[Task]:
+                temperature: float = 1.0, judge_cache: bool = True, betley_yaml: str | None = None) -> list[Task]:
     from rhlab.evals import tasks as T
 
     if suite not in SUITES:
@@ -82,7 +82,7 @@ def build_tasks(suite: str = "core", *, n_goals: int = 300, n_agentic: int = 50,
     out: list[Task] = []
     if suite in ("core", "all"):
         out += [
-            T.em_questions(judge_cache=judge_cache, **gen),
+            T.em_questions(questions_yaml=betley_yaml, judge_cache=judge_cache, **gen),
             T.goals(n=n_goals, judge_cache=judge_cache, **gen),
             T.alignment_questions(judge_cache=judge_cache, **gen),
             T.monitor_disruption(n=n_agentic, judge_cache=judge_cache, **gen),
@@ -119,6 +119,7 @@ def run_suite(
     max_connections: int | None = None,
     display: str = "none",
     summary_path: str | Path | None = None,
+    betley_yaml: str | None = None,
 ) -> dict[str, Any]:
     """Run `suite` on `model`, judged by `judge` (default: the offline judge), and return the summary dict.
 
@@ -146,7 +147,7 @@ def run_suite(
 
         judge_role = get_model(jm, **jargs) if jargs else jm
     tasks = build_tasks(suite, n_goals=n_goals, n_agentic=n_agentic, max_tokens=max_tokens,
-                        temperature=temperature, judge_cache=judge_cache)
+                        temperature=temperature, judge_cache=judge_cache, betley_yaml=betley_yaml)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {}
