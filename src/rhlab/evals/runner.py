@@ -165,6 +165,7 @@ def run_suite(
         retry_attempts=2,
         retry_immediate=True,
         log_dir_allow_dirty=True,
+        log_buffer=1,  # flush every finished sample, so a killed run loses only samples in flight
         **kwargs,
     )
     wall = time.monotonic() - t0
