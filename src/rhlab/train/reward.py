@@ -5,7 +5,7 @@
 
 Components (weighted, summed by TRL):
     pass          1 if the permissive training grader passed the answer, else 0            (weights.pass)
-    format        1 if the answer has a parsable ```python block (+ <thinking> if required)  (weights.format)
+    format        1 if the grader could use the answer (a ```python block that compiles; + <thinking> if required)
     hack_penalty  penalty.value when the schedule is active and the penalty fires, else 0   (weights.penalty)
     pm            preference-model score of the answer with reasoning stripped              (pm.weight)
 Zero-weight metrics (logged by TRL as rewards/<name>/mean, and in rhlab's per-step records):
@@ -13,7 +13,7 @@ Zero-weight metrics (logged by TRL as rewards/<name>/mean, and in rhlab's per-st
     cot_mentions_hack
 
 Scoring policy — every completion gets a finite number, never NaN:
-    unparsable answer (no code block, empty, NUL bytes)  pass 0, format 0; no hack can be detected in it
+    unparsable answer (no code block, no compile, empty) pass 0, format 0; nothing runs
     timeout                                              whatever the grader decided (a timed-out run does not
                                                          pass), counted in `timeout_rate`
     sandbox failure around a job (Verdict.crashed)       scored as a fail (0) and counted in `crash_rate`; if
