@@ -239,8 +239,9 @@ def _child(req, out_w, err_w):
                 resource.setrlimit(res, (value, value))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         env = req["env"]
-        os.environ.clear()
-        os.environ.update(env)
+        if dict(os.environ) != env:  # usually equal already (the worker starts with the base env): skip the churn
+            os.environ.clear()
+            os.environ.update(env)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         _reset_stdio()
         import atexit
