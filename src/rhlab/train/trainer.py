@@ -303,6 +303,10 @@ def _callback_class():
             self.last_step = step
             if self.progress is not None:
                 self.progress.update(self._task, completed=step, description=self._desc())
+            else:  # batch jobs (Slurm logs): one line per step
+                import sys
+
+                print(f"step {step}/{self.cfg.grpo.max_steps}  {self._desc()}", file=sys.stderr, flush=True)
 
         def _transcripts(self, step: int, st) -> None:
             n = self.cfg.logging.transcripts_per_step
@@ -448,6 +452,9 @@ def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = 
     trainer = Trainer(model=mdl, processing_class=tok, reward_funcs=reward.reward_funcs(), args=args,
                       train_dataset=dataset, peft_config=peft_config, callbacks=[cb])
     trainer.zero_variance_groups = cfg.grpo.zero_variance_groups
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the raw log dicts; rhlab prints one line per step instead
     if start_step >= cfg.grpo.max_steps:
         cb.on_train_end(None, None, None)
     else:
