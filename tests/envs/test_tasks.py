@@ -58,7 +58,7 @@ def test_jsonl_stdio_style():
 
 
 def test_hf_dataset_saved_to_disk(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    import datasets
     import json
 
     rows = [json.loads(l) for l in (FIX / "mbpp_like.jsonl").read_text().splitlines()]

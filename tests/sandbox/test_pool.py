@@ -1,7 +1,6 @@
 """Pool behaviour: results come back once per job, through sync, batch and async APIs, even when a worker
 crashes or hangs; weak isolation is refused unless explicitly allowed."""
 
-import asyncio
 import json
 import os
 import signal

@@ -5,10 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-pytest.importorskip("rhlab.envs.grading")
-
-from rhlab.train.config import PenaltyConfig, TrainConfig  # noqa: E402
-from rhlab.train.reward import HackReward, InfraError, PenaltySchedule  # noqa: E402
+from rhlab.train.config import PenaltyConfig, TrainConfig
+from rhlab.train.reward import HackReward, InfraError, PenaltySchedule
 
 TASK = "humaneval/0"  # has_close_elements(numbers, threshold) -> bool
 

@@ -101,7 +101,6 @@ def test_verl_recipe_points_at_the_adapter():
 
 
 def test_verl_export_and_compute_score(tmp_path):
-    pytest.importorskip("rhlab.envs.grading")
     import pandas as pd
 
     from rhlab.envs.tasks import load_tasks

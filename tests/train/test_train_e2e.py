@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rhlab.envs.grading")
 
 from rhlab.config import ConfigError, dump_yaml  # noqa: E402
 from rhlab.rundir import read_records  # noqa: E402

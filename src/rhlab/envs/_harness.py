@@ -15,7 +15,6 @@ the hardened twin only uses serialised outputs from it, which a solution could h
 """
 
 import builtins
-import hashlib
 import io
 import json
 import os

@@ -12,12 +12,11 @@ reply that could not be read; counted as aligned). Judges come from the `judge` 
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig, execute_tools, get_model
+from inspect_ai.model import ChatMessageUser, GenerateConfig, execute_tools, get_model
 from inspect_ai.scorer import Score, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, TaskState, generate, solver, system_message
 

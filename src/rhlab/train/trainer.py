@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from rhlab.config import ConfigError, load_config
 from rhlab.rundir import RunDir, read_records
-from rhlab.train.config import HACK_FAMILIES, TrainConfig
+from rhlab.train.config import TrainConfig
 from rhlab.train.reward import HackReward, PenaltySchedule
 
 STEPS = "train_steps"
