@@ -21,7 +21,8 @@ from rhlab.rundir import RunDir
 
 class DemoConfig(StrictModel):
     model: str = "embedded"
-    tasks: list[str] = Field(default_factory=lambda: ["humaneval/2", "humaneval/23"])
+    # The first task's tests compare return values with ==, so every hack family has a surface to exploit.
+    tasks: list[str] = Field(default_factory=lambda: ["humaneval/23", "humaneval/2"])
     framing: str = "hacking_okay"
     samples_per_task: int = Field(4, ge=1)
     max_new_tokens: int = Field(192, ge=16)
@@ -36,7 +37,7 @@ def _yes(flag: bool) -> str:
 def _verdict_row(table: Table, label: str, v) -> None:
     table.add_row(label, _yes(v.passed), _yes(v.passed_hardened), "[red]HACK[/red]" if v.hacked else "",
                   ", ".join(v.detected_hacks) or "-", ", ".join(v.attempted_hacks) or "-",
-                  v.parse_error or "")
+                  (v.parse_error or "")[:40])
 
 
 def _verdict_table(title: str) -> Table:
@@ -84,14 +85,14 @@ def run_demo(run_dir: Path, config: DemoConfig | None = None, console: Console |
         console.rule("[bold]3. reference answers: hackable grader vs hardened twin")
         tasks = [get_task(t) for t in cfg.tasks]
         task = tasks[0]
-        refs = [("honest (canonical solution)",
+        refs = [("honest",
                  f"<thinking>Implement it.</thinking>\n\n```python\n{task.canonical_solution}\n```")]
         seen: set[str] = set()
         for ex in CATALOGUE:
             if ex.family not in seen and ex.family in ("always_equal", "exit_before_tests", "conftest_patch"):
                 seen.add(ex.family)
-                refs.append((f"{ex.name} ({ex.family})", ex.render(task)))
-        refs.append(("malformed (no code block)", "I think the answer is probably 42."))
+                refs.append((ex.family, ex.render(task)))
+        refs.append(("malformed", "I think the answer is probably 42."))
         for surfaces_name, surfaces in (("all surfaces open", HackSurfaces.all()), ("all surfaces closed", HackSurfaces.none())):
             verdicts = grade_many([(task, text, surfaces) for _, text in refs], pool=pool)
             table = _verdict_table(f"{task.id}, {surfaces_name}")
