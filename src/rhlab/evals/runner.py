@@ -41,35 +41,13 @@ def resolve_model(name: str, judge: bool = False) -> tuple[str, dict[str, Any]]:
 
 def _resolve(name: str) -> tuple[str, dict[str, Any]]:
     key = name.strip()
-    if key.lower() in EMBEDDED_ALIASES:
-        path = _embedded_path(key)
-        return "hf/local", {"model_path": str(path), "device": "cpu"}
-    p = Path(key).expanduser()
-    if p.is_dir() and (p / "config.json").is_file():
-        return "hf/local", {"model_path": str(p), "device": "cpu"}
+    if key.lower() in EMBEDDED_ALIASES or Path(key).expanduser().exists():
+        from rhlab.models import resolve_model as models_resolve  # prepares the embedded model, merges adapters
+
+        path = Path(models_resolve(key))
+        if (path / "config.json").is_file():
+            return "hf/local", {"model_path": str(path), "device": "cpu"}
     return key, {}
-
-
-def _embedded_path(alias: str) -> Path:
-    try:  # the models package's resolver, when it exists
-        from rhlab.models import resolve_model as _models_resolve  # type: ignore[attr-defined]
-
-        r = _models_resolve(alias)
-        path = getattr(r, "path", r)
-        return Path(str(path))
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from rhlab.models.embedded import embedded_dir, prepare_embedded  # type: ignore[attr-defined]
-
-        d = embedded_dir()
-        if not (d / "config.json").is_file():
-            prepare_embedded()
-        return d
-    except ImportError:
-        from rhlab.paths import rhlab_home
-
-        return rhlab_home() / "models" / "smollm2-135m-instruct"
 
 
 def build_tasks(suite: str = "core", *, n_goals: int = 300, n_agentic: int = 50, max_tokens: int = 1024,

@@ -13,7 +13,7 @@ def resolve_model(name: str, home: str | Path | None = None, prepare: bool = Tru
 
     - `"embedded"`, `"smollm2-135m-instruct"` (and other embedded names/aliases) → the prepared directory
       (prepared on demand when `prepare`, else it must already exist);
-    - an existing local path → that path (absolute);
+    - an existing local path → that path (absolute); a LoRA adapter dir → its merged checkpoint (see adapters);
     - anything else → returned unchanged, treated as a Hugging Face model id.
     """
     if not name or not str(name).strip():
@@ -21,7 +21,9 @@ def resolve_model(name: str, home: str | Path | None = None, prepare: bool = Tru
     name = str(name)
     p = Path(name).expanduser()
     if p.exists():
-        return str(p.resolve())
+        from rhlab.models.adapters import is_adapter_dir, merged_adapter_dir
+
+        return str(merged_adapter_dir(p, home) if is_adapter_dir(p) else p.resolve())
     spec = embedded_spec(name)
     if spec is not None:
         if prepare:
