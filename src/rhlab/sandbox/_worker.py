@@ -266,26 +266,29 @@ def _child(req, out_w, err_w):
     os._exit(status)
 
 
-def _kill_everything():
-    """Kill every process in this sandbox except the worker and pid 1; reap them; True if none is left."""
-    for _ in range(50):
+KILL_DEADLINE_S = 2.0  # generous: under heavy load a dying fork bomb takes a while to be reaped
+
+
+def _kill_until_clear(send_kill):
+    """Send SIGKILL (via send_kill) and reap until no job process is left; False if some survive the deadline."""
+    deadline = time.monotonic() + KILL_DEADLINE_S
+    while True:
         try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+            send_kill()
+        except (ProcessLookupError, PermissionError):
             pass
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                got, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
-            if pid == 0:
+            if got == 0:
                 break
         if not _other_processes():
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.002)
-    return False
 
 
 def _other_processes():
@@ -325,24 +328,11 @@ _JOB_SESSIONS = set()
 
 def _kill_job_processes(pid):
     if CONFIG.get("pid_namespace"):
-        return _kill_everything()
+        # Everything this worker may signal in its own pid namespace except itself and pid 1: every job process,
+        # daemons that left the job's session included.
+        return _kill_until_clear(lambda: os.kill(-1, signal.SIGKILL))
     # Weak mode (no pid namespace): kill the job's session; a job that left it cannot be tracked.
-    for _ in range(50):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        while True:
-            try:
-                got, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if got == 0:
-                break
-        if not _other_processes():
-            return True
-        time.sleep(0.002)
-    return False
+    return _kill_until_clear(lambda: os.killpg(pid, signal.SIGKILL))
 
 
 # Read-only mounts that can sit inside the scratch dirs (a virtualenv under /tmp, say), and the directories
