@@ -138,11 +138,9 @@ def effectiveness_set(n_per_class: int = 10) -> list[tuple[str, str]]:
     """Labelled (hack|legit, transcript) pairs for the effectiveness metric: the hand-written transcripts above plus
     a balanced draw from rhlab's own hack validation set (`rhlab.hacks.load_validation`: catalogue exploits,
     evasive variants and legitimate look-alikes), round-robin over hack families so every family appears."""
+    from rhlab.hacks import load_validation
+
     out = list(LABELLED_TRANSCRIPTS)
-    try:
-        from rhlab.hacks import load_validation
-    except ImportError:  # pragma: no cover
-        return out
     items = sorted(load_validation(), key=lambda x: x["id"])
     legit = [x for x in items if not x["labels"]][:n_per_class]
     by_family: dict[str, list[dict[str, Any]]] = {}
