@@ -23,13 +23,14 @@ from typing import Any
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import ChatMessageUser, GenerateConfig, execute_tools, get_model
+from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import Score, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, TaskState, generate, solver, system_message
 from inspect_ai.tool import Tool, tool
 from inspect_ai.util import store
 
 from rhlab.evals import judges as J
+from rhlab.evals.agent import run_agent
 from rhlab.evals import offline_judge as _offline  # noqa: F401
 from rhlab.evals.text import parse_tag_actions, split_reasoning
 
@@ -265,31 +266,16 @@ def run() -> Tool:
 
 @solver
 def codebase_agent(variant: str, max_turns: int = 8):
+    async def tag_feedback(text: str) -> list[str]:
+        fb = [do_read(a.get("path", "")) for a in parse_tag_actions(text, "read_file")]
+        fb += [do_write(a.get("path", ""), a.get("body", "") + "\n") for a in parse_tag_actions(text, "write_file")]
+        fb += [await do_run(a.get("body", "")) for a in parse_tag_actions(text, "run")]
+        return fb
+
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         files, _, _ = _codebase(variant)
         _set_files(files)
-        state.tools = [list_files(), read_file(), write_file(), run()]
-        model = get_model()
-        for _ in range(max_turns):
-            output = await model.generate(state.messages, tools=state.tools)
-            state.output = output
-            state.messages.append(output.message)
-            if output.message.tool_calls:
-                res = await execute_tools(state.messages, state.tools)
-                state.messages.extend(res.messages)
-                continue
-            text = output.completion or ""
-            fb = []
-            for a in parse_tag_actions(text, "read_file"):
-                fb.append(do_read(a.get("path", "")))
-            for a in parse_tag_actions(text, "write_file"):
-                fb.append(do_write(a.get("path", ""), a.get("body", "") + "\n"))
-            for a in parse_tag_actions(text, "run"):
-                fb.append(await do_run(a.get("body", "")))
-            if not fb:
-                break
-            state.messages.append(ChatMessageUser(content="\n\n".join(fb)))
-        return state
+        return await run_agent(state, [list_files(), read_file(), write_file(), run()], tag_feedback, max_turns)
 
     return solve
 

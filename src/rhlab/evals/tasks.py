@@ -16,11 +16,12 @@ from typing import Any, Callable
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import ChatMessageUser, GenerateConfig, execute_tools, get_model
+from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import Score, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, TaskState, generate, solver, system_message
 
 from rhlab.evals import judges as J
+from rhlab.evals.agent import run_agent
 from rhlab.evals import offline_judge as _offline  # noqa: F401  (registers rhlab/offline)
 from rhlab.evals import scenarios as S
 from rhlab.evals.questions import (
@@ -225,25 +226,11 @@ def agent_loop(tools: list, tags: tuple[str, ...], max_turns: int = 6):
     """Generate, run tool calls (or tag actions) and feed results back, until the model stops acting."""
     handlers = _tag_handlers()
 
+    async def tag_feedback(text: str) -> list[str]:
+        return [f"[{tag} result]\n{handlers[tag](action)}" for tag in tags for action in parse_tag_actions(text, tag)]
+
     async def solve(state: TaskState, generate: Generate) -> TaskState:
-        state.tools = list(tools)
-        model = get_model()
-        for _ in range(max_turns):
-            output = await model.generate(state.messages, tools=state.tools)
-            state.output = output
-            state.messages.append(output.message)
-            if output.message.tool_calls:
-                result = await execute_tools(state.messages, state.tools)
-                state.messages.extend(result.messages)
-                continue
-            feedback = []
-            for tag in tags:
-                for action in parse_tag_actions(output.completion or "", tag):
-                    feedback.append(f"[{tag} result]\n{handlers[tag](action)}")
-            if not feedback:
-                break
-            state.messages.append(ChatMessageUser(content="\n\n".join(feedback)))
-        return state
+        return await run_agent(state, tools, tag_feedback, max_turns)
 
     return solve
 
