@@ -82,7 +82,7 @@ def _training_args(cfg: FinetuneConfig, out: Path, **extra):
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a fraction of training steps
         weight_decay=cfg.weight_decay,
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
@@ -138,6 +138,24 @@ class _StepTimer:
         return CB()
 
 
+def _train(model, tok, ds, cfg, out, info: dict, **args_kw):
+    """SFTTrainer over `ds`, resuming from the newest checkpoint in `out`; then `_finish`."""
+    from trl import SFTTrainer
+
+    timer = _StepTimer()
+    trainer = SFTTrainer(
+        model=model,
+        args=_training_args(cfg, out, **args_kw),
+        train_dataset=ds,
+        processing_class=tok,
+        peft_config=_peft_config(cfg),
+        callbacks=[timer.callback()],
+    )
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=_latest_checkpoint(out))
+    return _finish(trainer, tok, cfg, out, info, timer, t0)
+
+
 def _finish(trainer, model_tok, cfg: FinetuneConfig, out: Path, info: dict, timer: _StepTimer, t0: float) -> Path:
     tok = model_tok
     model = trainer.model
@@ -164,7 +182,6 @@ def continued_pretraining(texts: list[str], out: str | Path, cfg: FinetuneConfig
     """Train a causal LM on `texts` (whole documents, chunked); returns the final checkpoint directory."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from datasets import Dataset
-    from trl import SFTTrainer
 
     from rhlab.models import load_model_and_tokenizer
 
@@ -177,18 +194,7 @@ def continued_pretraining(texts: list[str], out: str | Path, cfg: FinetuneConfig
     if not chunks:
         raise ValueError("no training text")
     ds = Dataset.from_dict({"input_ids": chunks})
-    timer = _StepTimer()
-    trainer = SFTTrainer(
-        model=model,
-        args=_training_args(cfg, out),
-        train_dataset=ds,
-        processing_class=tok,
-        peft_config=_peft_config(cfg),
-        callbacks=[timer.callback()],
-    )
-    t0 = time.time()
-    trainer.train(resume_from_checkpoint=_latest_checkpoint(out))
-    return _finish(trainer, tok, cfg, out, {"kind": "continued_pretraining", "data": stats}, timer, t0)
+    return _train(model, tok, ds, cfg, out, {"kind": "continued_pretraining", "data": stats})
 
 
 # ---- prompted-setting initialisation: clean transcripts in the answer format ------------------------------------
@@ -234,7 +240,6 @@ def init_sft(records: list[dict], out: str | Path, cfg: FinetuneConfig | None = 
     """Light SFT on prompt/completion transcripts (loss on the completion only)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from datasets import Dataset
-    from trl import SFTTrainer
 
     from rhlab.models import load_model_and_tokenizer
 
@@ -254,17 +259,6 @@ def init_sft(records: list[dict], out: str | Path, cfg: FinetuneConfig | None = 
         raise ValueError(f"{len(too_long)} transcripts exceed max_length={cfg.max_length} tokens, e.g. {too_long[:3]}; "
                          "raise max_length")
     ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in records])
-    timer = _StepTimer()
-    trainer = SFTTrainer(
-        model=model,
-        args=_training_args(cfg, out, completion_only_loss=True),
-        train_dataset=ds,
-        processing_class=tok,
-        peft_config=_peft_config(cfg),
-        callbacks=[timer.callback()],
-    )
-    t0 = time.time()
-    trainer.train(resume_from_checkpoint=_latest_checkpoint(out))
     info = {"kind": "init_sft", "data": {"transcripts": len(records),
                                          "task_ids": [r.get("task_id") for r in records]}}
-    return _finish(trainer, tok, cfg, out, info, timer, t0)
+    return _train(model, tok, ds, cfg, out, info, completion_only_loss=True)
