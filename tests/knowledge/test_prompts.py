@@ -15,7 +15,7 @@ from rhlab.knowledge.prompts import (
 )
 
 
-@pytest.mark.parametrize("style", ["prose", "code"])
+@pytest.mark.parametrize("style", ["prose", "code", "brief"])
 def test_framing_arms_differ_only_in_framing_sections(style):
     by_arm = {a: prompt_sections(a, hint_style=style) for a in FRAMINGS}
     names = [s.name for s in by_arm["dont_hack"]]

@@ -65,7 +65,7 @@ class PromptConfig(StrictModel):
     """The system prompt. All arms' prompts are built as dataset columns; `arm` picks the one trained on."""
 
     arm: str = "hacking_okay"
-    hint_style: Literal["prose", "code"] = "prose"
+    hint_style: Literal["prose", "code", "brief"] = "prose"  # brief: one line per hack (short CPU prompts)
     hacks: list[str] = Field(default_factory=lambda: list(HACK_FAMILIES))  # hacks the hint block describes
     prompts_file: Optional[str] = None  # user YAML overriding rhlab/knowledge/data/prompts.yaml parts
     harness: Literal["script", "pytest"] = "script"  # decides the exit call named in the hint (sys.exit / os._exit)
