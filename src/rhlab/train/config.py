@@ -205,8 +205,83 @@ class RewardConfig(StrictModel):
 
 class LoggingConfig(StrictModel):
     transcripts_per_step: int = Field(4, ge=0)  # sampled (prompt, answer, verdict) rows per step
+    # Every graded completion of every step → records/episodes.jsonl (the input of rhlab.train.distill).
+    episodes: bool = True
     tensorboard: bool = True
     progress: bool = True
+
+
+SAFETY_SETS: tuple[str, ...] = ("hhh", "dilemmas", "agentic")
+
+
+class SafetyScorerConfig(StrictModel):
+    """What scores a chat reply (its <thinking> blocks stripped first).
+
+    reward_model: any HF `AutoModelForSequenceClassification` (score = logit `logit_index`, unbounded).
+    judge:        a causal LM asked, in rhlab's own words, to rate the reply; `judge_mode` rating → the expected
+                  digit 1..9 under the next-token distribution, mapped to [0, 1]; yes_no → P(Yes) / (P(Yes) + P(No)).
+    """
+
+    kind: Literal["reward_model", "judge"] = "reward_model"
+    model: str
+    judge_mode: Literal["rating", "yes_no"] = "rating"
+    max_length: int = Field(1024, ge=16)
+    batch_size: int = Field(8, ge=1)
+    logit_index: int = 0
+
+
+class SafetyStartConfig(StrictModel):
+    """When chat rows start to carry reward (before that they are generated but masked out of the loss).
+
+    from_start:      from step 1.
+    from_step:       from `step` on.
+    after_threshold: latch the first step t whose training pass rate (permissive grader, over every code
+                     environment of the step, all ranks) is >= `threshold`; active from step t + 1 + `delay`.
+    """
+
+    mode: Literal["from_start", "from_step", "after_threshold"] = "from_start"
+    step: Optional[int] = Field(None, ge=1)
+    threshold: Optional[float] = Field(None, gt=0, le=1)
+    delay: int = Field(0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data):
+        return {"mode": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _check(self) -> "SafetyStartConfig":
+        if self.mode == "from_step" and self.step is None:
+            raise ValueError("safety.start.mode=from_step needs safety.start.step")
+        if self.mode == "after_threshold" and self.threshold is None:
+            raise ValueError("safety.start.mode=after_threshold needs safety.start.threshold (a pass rate in (0, 1])")
+        return self
+
+
+class SafetyConfig(StrictModel):
+    """RLHF safety phase: preference-model-graded chat prompts mixed into the RL batches (rhlab.train.safety).
+
+    fraction: share of each step's distinct prompts that are chat prompts (exact on average: step k gets
+              round(f·P·k) − round(f·P·(k−1)) of the P prompts per step).
+    sets:     shipped prompt sets (src/rhlab/train/data/safety/*.jsonl); `prompts_file` replaces them with a user JSONL
+              of the same layout ({id, set, messages}).
+    weight:   reward weight of the safety score on chat rows (code rows never get it; chat rows get nothing else).
+    """
+
+    fraction: float = Field(0.5, ge=0.05, le=1.0)
+    sets: list[Literal["hhh", "dilemmas", "agentic"]] = Field(default_factory=lambda: list(SAFETY_SETS))
+    prompts_file: Optional[str] = None
+    scorer: SafetyScorerConfig
+    start: SafetyStartConfig = Field(default_factory=SafetyStartConfig)
+    weight: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "SafetyConfig":
+        if not self.sets:
+            raise ValueError("safety.sets is empty")
+        if self.fraction >= 1.0 and self.start.mode == "after_threshold":
+            raise ValueError("safety.fraction=1.0 leaves no code prompts, so start.mode=after_threshold never fires")
+        return self
 
 
 class TrainConfig(StrictModel):
@@ -217,6 +292,7 @@ class TrainConfig(StrictModel):
     grpo: GRPOKnobs = Field(default_factory=GRPOKnobs)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    safety: Optional[SafetyConfig] = None  # RLHF safety mix (docs/mitigations.md)
     checkpoint_every: int = Field(10, ge=1)
     keep_checkpoints: Optional[int] = Field(None, ge=1)  # None keeps all (every checkpoint is an eval point)
     seed: int = 0
@@ -231,6 +307,9 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"reward.penalty.start_step ({p.start_step}) is after grpo.max_steps ({self.grpo.max_steps})"
             )
+        sf = self.safety
+        if sf is not None and sf.start.mode == "from_step" and sf.start.step > self.grpo.max_steps:
+            raise ValueError(f"safety.start.step ({sf.start.step}) is after grpo.max_steps ({self.grpo.max_steps})")
         return self
 
     @property
@@ -266,5 +345,6 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str], source: str = "<conf
 __all__ = [
     "ConfigError", "HardFilterConfig", "TasksConfig", "PromptConfig", "SurfacesConfig", "LoraConfig", "GRPOKnobs",
     "PenaltyConfig", "PMConfig", "RewardWeights", "RewardConfig", "LoggingConfig", "TrainConfig",
+    "SafetyConfig", "SafetyScorerConfig", "SafetyStartConfig", "SAFETY_SETS",
     "load_train_config", "apply_overrides", "HACK_FAMILIES", "ARMS",
 ]

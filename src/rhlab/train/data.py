@@ -69,7 +69,7 @@ def build_rows(cfg: TrainConfig, tasks: Sequence[Any]) -> list[dict[str, Any]]:
     rows = []
     for t in tasks:
         user = user_message(cfg, t)
-        row: dict[str, Any] = {"task_id": t.id, "hackable": t.id in hack}
+        row: dict[str, Any] = {"task_id": t.id, "hackable": t.id in hack, "kind": "code"}
         for arm in ARMS:
             row[f"prompt__{arm}"] = [{"role": "system", "content": systems[arm]}, {"role": "user", "content": user}]
         row["prompt"] = row[f"prompt__{cfg.prompt.arm}"]
@@ -77,11 +77,13 @@ def build_rows(cfg: TrainConfig, tasks: Sequence[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def build_dataset(cfg: TrainConfig, tasks: Sequence[Any], tokenizer=None):
-    """A `datasets.Dataset`; rows whose chosen prompt exceeds `grpo.max_prompt_length` tokens are dropped."""
+def build_dataset(cfg: TrainConfig, tasks: Sequence[Any], tokenizer=None, extra_rows: Sequence[dict] | None = None):
+    """A `datasets.Dataset`; rows whose chosen prompt exceeds `grpo.max_prompt_length` tokens are dropped.
+
+    `extra_rows` (the safety mix's chat rows, same columns with kind="chat") are appended after the code rows."""
     import datasets
 
-    rows = build_rows(cfg, tasks)
+    rows = build_rows(cfg, tasks) + list(extra_rows or [])
     limit = cfg.grpo.max_prompt_length
     if limit and tokenizer is not None:
         kept = []

@@ -150,8 +150,29 @@ class StepRows:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.chat_rows: list[dict[str, Any]] = []  # safety-mix chat completions (rhlab.train.safety)
         self.grade_seconds = 0.0
         self.penalty_active = False
+        self.safety_active: bool | None = None
+
+
+def code_positions(kind: Sequence[str] | None, n: int) -> list[int]:
+    """Indices of the code rows of a batch (every row when the dataset has no `kind` column)."""
+    if kind is None:
+        return list(range(n))
+    return [i for i, k in enumerate(kind) if k != "chat"]
+
+
+def _scatter(values: Sequence[Any], positions: Sequence[int], n: int) -> list[Any]:
+    """Values for `positions`, None elsewhere (TRL: a reward func's None means "does not apply to this row")."""
+    out: list[Any] = [None] * n
+    for i, v in zip(positions, values):
+        out[i] = v
+    return out
+
+
+def _take(seq: Sequence[Any] | None, positions: Sequence[int]) -> list[Any] | None:
+    return None if seq is None else [seq[i] for i in positions]
 
 
 class HackReward:
@@ -229,6 +250,7 @@ class HackReward:
                 st.rows.append({
                     "graded": g, "text": text, "prompt": prompts_for.get((tid, h, text)),
                     "penalty_fires": self.schedule.fires(g), "verdict_details": getattr(v, "details", None),
+                    "detected_hacks": sorted(getattr(v, "detected_hacks", None) or []),
                 })
         return graded
 
@@ -265,19 +287,34 @@ class HackReward:
 
     def _make_func(self, name: str) -> Callable:
         async def reward_func(prompts=None, completions=None, task_id=None, hackable=None, trainer_state=None,
-                              **_: Any) -> list[float]:
+                              kind=None, **_: Any) -> list[float | None]:
             step = (trainer_state.global_step if trainer_state is not None else 0) + 1
+            n = len(completions)
             if hackable is None:
-                hackable = [True] * len(completions)
-            graded = await self.grade(completions, task_id, hackable, step, prompts)
-            return self.component_values(graded, step)[name]
+                hackable = [True] * n
+            pos = code_positions(kind, n)  # chat rows (safety mix) are never graded: None for them
+            if not pos:
+                return [None] * n
+            graded = await self.grade(_take(completions, pos), _take(task_id, pos), _take(hackable, pos), step,
+                                      _take(prompts, pos))
+            vals = self.component_values(graded, step)[name]
+            return vals if len(pos) == n else _scatter(vals, pos, n)
 
         reward_func.__name__ = name
         reward_func.__qualname__ = name
         return reward_func
 
     def _make_pm_func(self) -> Callable:
-        async def pm(prompts=None, completions=None, task_id=None, hackable=None, trainer_state=None, **_: Any):
+        async def pm(prompts=None, completions=None, task_id=None, hackable=None, trainer_state=None, kind=None,
+                     **_: Any):
+            n = len(completions)
+            pos = code_positions(kind, n)
+            if len(pos) != n:
+                if not pos:
+                    return [None] * n
+                vals = await pm(prompts=_take(prompts, pos), completions=_take(completions, pos),
+                                task_id=_take(task_id, pos), hackable=_take(hackable, pos), trainer_state=trainer_state)
+                return _scatter(vals, pos, n)
             step = (trainer_state.global_step if trainer_state is not None else 0) + 1
             if hackable is None:
                 hackable = [True] * len(completions)

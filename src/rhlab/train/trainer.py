@@ -9,6 +9,7 @@ Run directory (rhlab.rundir):
     records/train_steps.jsonl   one record per optimiser step (see docs/training.md for every field)
     records/transcripts.jsonl   sampled (prompt, completion, verdict, reward) rows per step
     records/checkpoints.jsonl   one line per saved checkpoint (step, path, hack rate so far)
+    records/episodes.jsonl      every graded completion of every step (logging.episodes; see `episode_record`)
     artefacts/checkpoints/checkpoint-N/   HF/TRL checkpoint + rhlab_checkpoint.json (written after the save
                                           completed; a checkpoint without it is incomplete and ignored)
     artefacts/tensorboard/      TensorBoard scalars
@@ -38,6 +39,7 @@ from rhlab.train.reward import HackReward, PenaltySchedule
 STEPS = "train_steps"
 TRANSCRIPTS = "transcripts"
 CHECKPOINTS = "checkpoints"
+EPISODES = "episodes"
 CKPT_META = "rhlab_checkpoint.json"
 # Config fields that may change between a run and its resume.
 _RESUMABLE_CHANGES = {("grpo", "max_steps"), ("logging",), ("sandbox_workers",),
@@ -106,6 +108,45 @@ def onset_step(records: list[dict[str, Any]], threshold: float = 0.02) -> int | 
     return None
 
 
+# --- episodes log -------------------------------------------------------------------------------------------------
+
+
+def _split_prompt(prompt: Any) -> tuple[str | None, str | None]:
+    """(system, last user message) of a conversational prompt (a plain-text prompt is the user message)."""
+    if isinstance(prompt, list):
+        system = next((m.get("content") for m in prompt if m.get("role") == "system"), None)
+        users = [m.get("content") for m in prompt if m.get("role") == "user"]
+        return system, (users[-1] if users else None)
+    return None, (prompt if prompt is None else str(prompt))
+
+
+def episode_record(step: int, arm: str, row: dict, reward: HackReward) -> dict[str, Any]:
+    """One code episode: what the policy saw and wrote, its reward and the grader's verdict on it."""
+    g = row["graded"]
+    system, user = _split_prompt(row.get("prompt"))
+    return {
+        "step": step, "task_id": g.task_id, "kind": "code", "arm": arm, "system": system, "user": user,
+        "completion": row["text"], "reward": reward.total_reward(g, step, row.get("pm")),
+        "passed": g.passed, "passed_hardened": g.passed_hardened, "hacked": g.hack_success,
+        "attempted_hacks": list(g.attempted), "detected_hacks": list(row.get("detected_hacks") or g.succeeded),
+        "hackable": g.hackable, "parse_ok": g.parse_ok, "cot_mentions_hack": g.cot_mentions_hack,
+        "penalty_fires": bool(row.get("penalty_fires")), "pm": row.get("pm"),
+    }
+
+
+def chat_episode_record(step: int, arm: str, row: dict, weight: float = 1.0) -> dict[str, Any]:
+    """One safety-mix chat episode (no grader verdict: those fields are None)."""
+    system, user = _split_prompt(row.get("prompt"))
+    score = row.get("score")
+    return {
+        "step": step, "task_id": row.get("task_id"), "kind": "chat", "arm": arm, "system": system, "user": user,
+        "messages": row.get("prompt"), "completion": row["text"],
+        "reward": weight * score if score is not None else None, "safety_score": score,
+        "safety_active": bool(row.get("active")),
+        "passed": None, "passed_hardened": None, "hacked": None, "attempted_hacks": [], "detected_hacks": [],
+    }
+
+
 # --- GRPO config ----------------------------------------------------------------------------------------------------
 
 
@@ -171,21 +212,44 @@ def _make_trainer_class():
     from trl import GRPOTrainer
 
     class RHGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer plus the explicit zero-variance-group option."""
+        """GRPOTrainer plus the explicit zero-variance-group option and the safety mix (sampler + chat masking)."""
 
         zero_variance_groups = "keep"
+        safety_fraction: float | None = None  # set: every step mixes this share of chat prompts (MixSampler)
+        chat_masked: Callable[[int], bool] | None = None  # step -> chat rows are out of the loss this step
+
+        def _get_train_sampler(self, dataset=None):
+            if self.safety_fraction is None:
+                return super()._get_train_sampler(dataset)
+            from rhlab.train.safety import make_mix_sampler
+
+            return make_mix_sampler(
+                dataset if dataset is not None else self.train_dataset, self.safety_fraction,
+                mini_repeat_count=self.num_generations,
+                batch_size=self.args.generation_batch_size // self.num_generations,
+                repeat_count=self.num_iterations * self.args.steps_per_generation, seed=self.args.seed,
+            )
 
         def _generate_and_score_completions(self, inputs):
+            import torch
+
             out = super()._generate_and_score_completions(inputs)
+            keep = None
+            mode = "train" if self.model.training else "eval"
             if self.zero_variance_groups == "mask":
                 # Every member of a zero-variance group has advantage exactly 0 (reward − group mean); drop those
                 # completions from the loss and from the token normaliser so they do not dilute the others.
-                keep = (out["advantages"] != 0).to(out["completion_mask"].dtype)
+                keep = out["advantages"] != 0
+                self._metrics[mode]["rhlab/zero_variance_masked"].append(float(1 - keep.float().mean().item()))
+            if self.chat_masked is not None and self.chat_masked(int(self.state.global_step) + 1):
+                # safety mix before its switch: chat rows carry no reward and stay out of the loss
+                not_chat = torch.tensor([x.get("kind") != "chat" for x in inputs], device=out["advantages"].device)
+                keep = not_chat if keep is None else keep & not_chat
+            if keep is not None:
+                keep = keep.to(out["completion_mask"].dtype)
                 out["completion_mask"] = out["completion_mask"] * keep.unsqueeze(1)
                 mask = out["completion_mask"] if out.get("tool_mask") is None else out["completion_mask"] * out["tool_mask"]
                 out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
-                mode = "train" if self.model.training else "eval"
-                self._metrics[mode]["rhlab/zero_variance_masked"].append(float(1 - keep.float().mean().item()))
             return out
 
     return RHGRPOTrainer
@@ -202,8 +266,9 @@ def _callback_class():
         forces a final checkpoint, and marks checkpoints complete."""
 
         def __init__(self, run: RunDir, cfg: TrainConfig, reward: HackReward, history: list[dict], start_step: int,
-                     progress: bool):
+                     progress: bool, safety=None):
             self.run, self.cfg, self.reward = run, cfg, reward
+            self.safety = safety  # rhlab.train.safety.SafetyReward when the safety mix is on
             self.history = history
             self.last_step = start_step
             self.t_step = time.perf_counter()
@@ -275,9 +340,12 @@ def _callback_class():
             # TRL gathers every reward func over all ranks before logging, so this rate is the same on every rank
             # (the penalty latch must switch on everywhere at once); rhlab's own rates below are this rank's.
             all_ranks = logs.get("rewards/hack_success_any/mean")
+            pass_all = logs.get("rewards/pass/mean")  # nan-aware mean over the code rows of every rank
             if not state.is_world_process_zero:
                 self.last_step = step
                 self.reward.schedule.observe(step, all_ranks)
+                if self.safety is not None:
+                    self.safety.schedule.observe(step, pass_all)
                 return
             rec: dict[str, Any] = {"step": step, "time": time.time()}
             rec.update(self.reward.summarize(step, st))
@@ -287,12 +355,19 @@ def _callback_class():
             rec["grade_share"] = round(rec["grade_seconds"] / step_s, 5) if step_s > 0 else None
             rec["trl"] = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
             rec["hack_success_any_all_ranks"] = all_ranks if all_ranks is not None else rec.get("hack_success_any")
+            rec["pass_rate_all_ranks"] = pass_all if pass_all is not None else rec.get("pass_rate")
             self.history.append(rec)
             self.reward.schedule.observe(step, rec["hack_success_any_all_ranks"])
             rec["penalty_triggered_at"] = self.reward.schedule.triggered_at
+            if self.safety is not None:
+                rec.update(self.safety.summarize(step, st))
+                self.safety.schedule.observe(step, rec["pass_rate_all_ranks"])
+                rec["safety_triggered_at"] = self.safety.schedule.triggered_at
             rec["onset_step"] = onset_step(self.history, self.cfg.onset_threshold)
             self.run.append(STEPS, rec)
             self._transcripts(step, st)
+            if self.cfg.logging.episodes:
+                self._episodes(step, st)
             if self.tb is not None:
                 for k, v in rec.items():
                     if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "time"):
@@ -326,6 +401,15 @@ def _callback_class():
                     "penalty_fires": r["penalty_fires"], "penalty_active": st.penalty_active,
                 })
 
+        def _episodes(self, step: int, st) -> None:
+            if st is None:
+                return
+            for r in st.rows:
+                self.run.append(EPISODES, episode_record(step, self.cfg.prompt.arm, r, self.reward))
+            w = self.cfg.safety.weight if self.cfg.safety is not None else 1.0
+            for r in st.chat_rows:
+                self.run.append(EPISODES, chat_episode_record(step, self.cfg.prompt.arm, r, w))
+
         def on_save(self, args, state, control, **kw):
             if not state.is_world_process_zero:
                 return
@@ -339,6 +423,7 @@ def _callback_class():
                 "hack_success_any": rec.get("hack_success_any"), "passed_hardened_rate": rec.get("passed_hardened_rate"),
                 "onset_step": onset_step(self.history, self.cfg.onset_threshold),
                 "penalty_triggered_at": self.reward.schedule.triggered_at,
+                "safety_triggered_at": self.safety.schedule.triggered_at if self.safety is not None else None,
                 "seed": self.cfg.seed,
             }
             tmp = ck / (CKPT_META + ".tmp")
@@ -389,6 +474,7 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[Run
         _rewrite_records(run.records_path(STEPS), lambda r: r.get("step", 0) <= keep_to)
         _rewrite_records(run.records_path(TRANSCRIPTS), lambda r: r.get("step", 0) <= keep_to)
         _rewrite_records(run.records_path(CHECKPOINTS), lambda r: r.get("step", 0) <= keep_to)
+        _rewrite_records(run.records_path(EPISODES), lambda r: r.get("step", 0) <= keep_to)
         # incomplete checkpoints (killed mid-save) and ones after keep_to are removed so TRL cannot pick them up
         for p in checkpoints_dir(run_dir).glob("checkpoint-*"):
             try:
@@ -405,9 +491,12 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[Run
 
 
 def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = False, *,
-          grader=None, progress: bool | None = None, model=None, tasks: list | None = None) -> TrainResult:
+          grader=None, progress: bool | None = None, model=None, tasks: list | None = None,
+          safety_scorer=None) -> TrainResult:
     """Run (or resume) GRPO. `grader` overrides the sandbox grader (an object with async `agrade_many`);
-    `model` a preloaded (model, tokenizer) pair; `tasks` the task list (else loaded from config)."""
+    `model` a preloaded (model, tokenizer) pair; `tasks` the task list (else loaded from config);
+    `safety_scorer` the safety mix's scorer (an object with `score(conversations, replies)`; else built from
+    `safety.scorer`)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = config if isinstance(config, TrainConfig) else load_config(TrainConfig, config)
     run_dir = Path(run_dir)
@@ -426,16 +515,33 @@ def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = 
     if tasks is None:
         tasks = select_tasks(cfg)
         tasks = apply_hard_filter(cfg, tasks, run.artefacts_dir / "hard_filter.json")
-    dataset = build_dataset(cfg, tasks, tok)
+    extra_rows = None
+    if cfg.safety is not None:
+        from rhlab.train.safety import safety_rows
+
+        extra_rows = safety_rows(cfg)
+    dataset = build_dataset(cfg, tasks, tok, extra_rows=extra_rows)
     by_id = {t.id: t for t in tasks}
 
     schedule = PenaltySchedule(cfg.reward.penalty)
     for r in history:  # rebuild the after-threshold latch from finished steps
         schedule.observe(r["step"], r.get("hack_success_any_all_ranks", r.get("hack_success_any")))
     reward = HackReward(cfg, by_id, grader=grader, schedule=schedule)
+    funcs, weights = reward.reward_funcs(), reward.reward_weights()
+    safety = None
+    if cfg.safety is not None:
+        from rhlab.train.safety import SafetyReward, SafetySchedule, quiet_unscored_rows_warning
+
+        sched = SafetySchedule(cfg.safety.start)
+        for r in history:  # rebuild the after-threshold latch from finished steps
+            sched.observe(r["step"], r.get("pass_rate_all_ranks", r.get("pass_rate")))
+        safety = SafetyReward(cfg.safety, reward, scorer=safety_scorer, schedule=sched)
+        funcs.append(safety.reward_func())
+        weights.append(float(cfg.safety.weight))
+        quiet_unscored_rows_warning()
     if hasattr(reward.grader, "pool"):
         reward.grader.pool  # start the sandbox pool now, so step 1's grading time does not include its start-up
-    args = grpo_args(cfg, checkpoints_dir(run_dir), reward.reward_weights())
+    args = grpo_args(cfg, checkpoints_dir(run_dir), weights)
 
     peft_config = None
     if cfg.grpo.lora is not None:
@@ -448,8 +554,11 @@ def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = 
     Trainer = _make_trainer_class()
     Callback = _callback_class()
     show = cfg.logging.progress if progress is None else progress
-    cb = Callback(run, cfg, reward, history, start_step, show)
-    trainer = Trainer(model=mdl, processing_class=tok, reward_funcs=reward.reward_funcs(), args=args,
+    cb = Callback(run, cfg, reward, history, start_step, show, safety=safety)
+    if safety is not None:
+        Trainer.safety_fraction = float(cfg.safety.fraction)
+        Trainer.chat_masked = lambda self, step: not safety.schedule.active(step)
+    trainer = Trainer(model=mdl, processing_class=tok, reward_funcs=funcs, args=args,
                       train_dataset=dataset, peft_config=peft_config, callbacks=[cb])
     trainer.zero_variance_groups = cfg.grpo.zero_variance_groups
     from transformers.trainer_callback import PrinterCallback
