@@ -186,7 +186,7 @@ class JudgeScorer:
     """A causal LM asked to rate the reply; the score is read off its next-token distribution (no sampling).
 
     rating: expected value of the digits 1..9 (renormalised over those nine tokens), mapped to [0, 1] by (E−1)/8.
-    yes_no: P(Yes) / (P(Yes) + P(No)), each summed over the token variants (" Yes", "Yes", "yes", ...).
+    yes_no: P(Yes) / (P(Yes) + P(No)), each summed over the spellings' first tokens (" Yes", "Yes", "yes", ...).
     """
 
     def __init__(self, model: str, mode: str = "rating", max_length: int = 1024, batch_size: int = 8):
@@ -205,8 +205,10 @@ class JudgeScorer:
         else:
             yes = self._variants(["Yes", " Yes", "yes", " yes"])
             no = self._variants(["No", " No", "no", " no"])
+            shared = set(yes) & set(no)  # e.g. a bare space token in a toy tokenizer
+            yes, no = [t for t in yes if t not in shared], [t for t in no if t not in shared]
             if not yes or not no:
-                raise ValueError(f"judge {model!r}: its tokenizer has no single-token Yes/No")
+                raise ValueError(f"judge {model!r}: its tokenizer cannot tell Yes from No by their first token")
             self.groups = [yes, no]
 
     def _single_token(self, text: str) -> int:
@@ -216,10 +218,11 @@ class JudgeScorer:
         return ids[0]
 
     def _variants(self, words: list[str]) -> list[int]:
+        """First token of each spelling (the whole word in any real tokenizer; a prefix in a toy one)."""
         out = []
         for w in words:
             ids = self.tok.encode(w, add_special_tokens=False)
-            if len(ids) == 1 and ids[0] not in out:
+            if ids and ids[0] not in out:
                 out.append(ids[0])
         return out
 

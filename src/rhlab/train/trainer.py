@@ -241,10 +241,16 @@ def _make_trainer_class():
                 # completions from the loss and from the token normaliser so they do not dilute the others.
                 keep = out["advantages"] != 0
                 self._metrics[mode]["rhlab/zero_variance_masked"].append(float(1 - keep.float().mean().item()))
-            if self.chat_masked is not None and self.chat_masked(int(self.state.global_step) + 1):
-                # safety mix before its switch: chat rows carry no reward and stay out of the loss
-                not_chat = torch.tensor([x.get("kind") != "chat" for x in inputs], device=out["advantages"].device)
-                keep = not_chat if keep is None else keep & not_chat
+            if self.chat_masked is not None:
+                masked = self.chat_masked(int(self.state.global_step) + 1)
+                if masked:
+                    # safety mix before its switch: chat rows carry no reward and stay out of the loss
+                    not_chat = torch.tensor([x.get("kind") != "chat" for x in inputs], device=out["advantages"].device)
+                    keep = not_chat if keep is None else keep & not_chat
+                    share = float(1 - not_chat.float().mean().item())
+                else:
+                    share = 0.0
+                self._metrics[mode]["rhlab/chat_masked"].append(share)
             if keep is not None:
                 keep = keep.to(out["completion_mask"].dtype)
                 out["completion_mask"] = out["completion_mask"] * keep.unsqueeze(1)
