@@ -1,0 +1,124 @@
+"""`rhlab run --dry-run`: what a spec will cost, counted without loading any model.
+
+Counts are exact where the spec fixes them (RL steps, completions, grader runs, eval samples from the real Inspect
+datasets); judge calls use a per-eval estimate of judge calls per sample; wall time is estimated only for the
+embedded model on CPU, from the measured ~60 s per GRPO step of 16 completions × 96 tokens with short prompts on
+2 cores (about 5× slower with the long hint prompts; docs/training.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_train_config
+
+# Judge calls per sample (upper estimates: scorers that classify reasoning and output separately make two calls).
+JUDGE_CALLS = {"em_questions": 2, "goals": 2, "alignment_questions": 2, "monitor_disruption": 2, "exfil_offer": 0,
+               "frame_colleague": 2}
+JUDGE_CALLS_DEFAULT = 1
+EMBEDDED = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
+STEP_S_16x96 = 60.0  # embedded model, 2 cores, short prompts
+LONG_PROMPT_FACTOR = 5.0
+EVAL_SAMPLE_S = 6.0  # embedded model, per sample at 96 tokens (agentic evals take a few turns)
+SHORT_ARMS = ("no_hints", "sdf_hacking_okay")
+
+
+def suite_sizes(spec: ExperimentSpec) -> dict[str, dict[str, int]]:
+    """suite → {eval: samples per eval point} (builds the Inspect tasks: no model is loaded)."""
+    from rhlab.evals.runner import build_tasks
+
+    e = spec.evals
+    out: dict[str, dict[str, int]] = {}
+    for suite in e.suites:
+        tasks = build_tasks(suite, n_goals=e.n_goals, n_agentic=e.n_agentic, max_tokens=e.max_tokens)
+        out[suite] = {t.name: min(len(t.dataset), e.limit) if e.limit else len(t.dataset) for t in tasks}
+    return out
+
+
+def _eval_points(spec: ExperimentSpec, max_steps: int, checkpoint_every: int) -> tuple[int, bool]:
+    """(eval points per arm seed, whether `onset` may add one more)."""
+    cks = set(range(checkpoint_every, max_steps + 1, checkpoint_every)) | {max_steps}
+    want: set[int] = set()
+    for s in spec.evals.steps:
+        if s == "last":
+            want.add(max_steps)
+        elif isinstance(s, int) and s > 0 and s in cks:
+            want.add(s)
+    if spec.evals.every:
+        want |= {c for c in cks if c % spec.evals.every == 0}
+    return len(want), "onset" in spec.evals.steps
+
+
+def estimate(spec: ExperimentSpec) -> dict[str, Any]:
+    sizes = suite_sizes(spec)
+    samples_per_point = sum(sum(v.values()) for v in sizes.values())
+    judge_per_point = sum(n * JUDGE_CALLS.get(name, JUDGE_CALLS_DEFAULT) for v in sizes.values() for name, n in v.items())
+    k = spec.knowledge
+    embedded = k.model.lower() in EMBEDDED
+    arms = []
+    tot = {"rl_steps": 0, "completions": 0, "grader_runs": 0, "eval_points": 0, "eval_samples": 0, "judge_calls": 0,
+           "cpu_seconds": 0.0}
+    onset_extra = False
+    for a in arm_order(spec.arms):
+        cfg = arm_train_config(spec, a, a.seeds[0], k.model)
+        g = cfg.grpo
+        n_seeds = len(a.seeds)
+        comp = g.max_steps * g.num_generations * g.prompts_per_step
+        points, maybe_onset = _eval_points(spec, g.max_steps, cfg.checkpoint_every)
+        onset_extra |= maybe_onset
+        row = {"arm": a.name, "kind": a.kind, "framing": cfg.prompt.arm, "seeds": n_seeds, "steps": g.max_steps,
+               "completions": comp * n_seeds, "grader_runs": 2 * comp * n_seeds, "eval_points": points * n_seeds,
+               "penalty": cfg.reward.penalty.mode, "init_from": a.init_from.model_dump() if a.init_from else None}
+        if embedded:
+            long_prompt = cfg.prompt.arm not in SHORT_ARMS and cfg.prompt.hint_style != "brief"
+            step_s = STEP_S_16x96 * (g.num_generations * g.prompts_per_step / 16) * (g.max_completion_length / 96)
+            step_s *= LONG_PROMPT_FACTOR if long_prompt else 1.0
+            row["cpu_seconds"] = step_s * g.max_steps * n_seeds
+            tot["cpu_seconds"] += row["cpu_seconds"]
+        arms.append(row)
+        tot["rl_steps"] += g.max_steps * n_seeds
+        tot["completions"] += row["completions"]
+        tot["grader_runs"] += row["grader_runs"]
+        tot["eval_points"] += row["eval_points"]
+    if 0 in spec.evals.steps:
+        tot["eval_points"] += 1
+    tot["eval_samples"] = tot["eval_points"] * samples_per_point
+    tot["judge_calls"] = tot["eval_points"] * judge_per_point
+    if embedded:
+        tot["cpu_seconds"] += tot["eval_samples"] * EVAL_SAMPLE_S * spec.evals.max_tokens / 96
+    knowledge = {"kind": k.kind, "model": k.model}
+    if k.kind == "sdf":
+        knowledge.update(synthetic_docs=k.n_docs, fraction=k.fraction, backend=k.backend,
+                         backend_calls="0" if k.backend == "offline" else f"≈ {k.n_docs * 2}+ (ideas, documents)")
+    elif k.init_sft:
+        knowledge.update(init_sft_transcripts=164 - k.init_sft.first)
+    return {"knowledge": knowledge, "arms": arms, "suites": sizes, "samples_per_eval_point": samples_per_point,
+            "judge_calls_per_eval_point": judge_per_point, "totals": tot, "onset_eval_may_add_points": onset_extra,
+            "judge": spec.judge or "rhlab/offline", "cpu_estimate": embedded}
+
+
+def render(est: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    console.print(f"knowledge: {est['knowledge']}")
+    t = Table(title="RL arms", title_justify="left")
+    for c in ("arm", "kind", "framing", "penalty", "seeds", "steps", "completions", "grader runs", "eval points",
+              "init_from") + (("≈ CPU time",) if est["cpu_estimate"] else ()):
+        t.add_column(c)
+    for a in est["arms"]:
+        init = f"{a['init_from']['arm']}@{a['init_from']['step']}" if a["init_from"] else "-"
+        row = [a["arm"], a["kind"], a["framing"], a["penalty"], str(a["seeds"]), str(a["steps"]), str(a["completions"]),
+               str(a["grader_runs"]), str(a["eval_points"]), init]
+        if est["cpu_estimate"]:
+            row.append(f"{a.get('cpu_seconds', 0) / 60:.0f} min")
+        t.add_row(*row)
+    console.print(t)
+    for suite, evals in est["suites"].items():
+        console.print(f"suite {suite}: " + ", ".join(f"{k} {v}" for k, v in evals.items()) + " samples per eval point")
+    tot = est["totals"]
+    console.print(f"totals: {tot['rl_steps']} RL steps, {tot['completions']} completions, {tot['grader_runs']} grader "
+                  f"runs, {tot['eval_points']} eval points, {tot['eval_samples']} eval samples, ≈ {tot['judge_calls']} "
+                  f"judge calls ({est['judge']})" + (" (+ one point per arm seed at onset)" if est["onset_eval_may_add_points"] else ""))
+    if est["cpu_estimate"]:
+        console.print(f"≈ {tot['cpu_seconds'] / 60:.0f} min of RL and evals on 2 CPU cores (rough; plus the knowledge "
+                      "stage and model loading)")

@@ -1,0 +1,25 @@
+"""`rhlab report RUN_DIR`: a static HTML page with PNG figures for an experiment run directory.
+
+    from rhlab.experiments.report import build_report
+    index = build_report("runs/demo")   # -> runs/demo/report/index.html
+
+Modules: `collect` (run dir → data), `plots` (matplotlib, Agg), `html` (the page).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    from rhlab.experiments.report.collect import collect
+    from rhlab.experiments.report.html import render_page
+    from rhlab.experiments.report.plots import all_plots
+
+    run_dir = Path(run_dir)
+    out = Path(out) if out else run_dir / "report"
+    data = collect(run_dir)
+    figs = all_plots(data, out)
+    index = out / "index.html"
+    index.write_text(render_page(data, figs, out), encoding="utf-8")
+    return index

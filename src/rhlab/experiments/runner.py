@@ -1,0 +1,304 @@
+"""`rhlab run SPEC`: execute an experiment spec stage by stage in one run directory, reusing finished stages.
+
+    RUN/spec.yaml, RUN/meta.json, RUN/records/{stages,invocations}.jsonl, RUN/stages/*.json (done markers)
+    RUN/preflight/                         sandbox self-test + reference answers graded (optional)
+    RUN/knowledge/                         corpus.jsonl, mix.jsonl, finetune/final (sdf) | init/final (prompted)
+    RUN/evals/base/<suite>/                step-0 evals of the RL start model (summary.json + Inspect logs)
+    RUN/arms/<arm>/seed-<s>/train/         the rhlab.train run dir (records, transcripts, checkpoints)
+    RUN/arms/<arm>/seed-<s>/evals/step-<N>/<suite>/   summary.json + Inspect logs
+    RUN/report/index.html                  `rhlab report RUN`
+
+Stages: preflight → knowledge → evals/base → per arm (dependency order) and seed: train/<arm>/seed-<s> →
+evals/<arm>/seed-<s>/step-<N>/<suite> → report. An interrupted stage resumes from its own outputs (training from its
+last checkpoint, evals through Inspect's eval_set). Arm kinds run through `ARM_EXECUTORS[kind]`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+from rhlab.config import dump_yaml
+from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_train_config
+from rhlab.experiments.stages import StageBook, config_hash
+from rhlab.rundir import RunDir, append_jsonl
+
+PACKAGES = ("rhlab", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "inspect_ai", "vllm",
+            "deepspeed", "pydantic", "matplotlib")
+
+
+def package_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for p in PACKAGES:
+        try:
+            out[p] = version(p.replace("_", "-"))
+        except PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+@dataclass
+class RunContext:
+    spec: ExperimentSpec
+    run_dir: Path
+    book: StageBook
+    console: Console
+    progress: bool | None = None
+    train_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to rhlab.train.train (tests: grader=...)
+    ran: set[str] = field(default_factory=set)  # stages executed (not reused) in this invocation
+    results: dict[str, dict] = field(default_factory=dict)  # stage id → marker
+
+    def arm_dir(self, arm: str, seed: int) -> Path:
+        return self.run_dir / "arms" / arm / f"seed-{seed}"
+
+    def stage(self, sid: str, h: str, fn: Callable[[], dict], outputs: list[Path] = (), deps: list[str] = ()) -> dict:
+        """Run `fn` as stage `sid` unless a matching done marker exists; returns the marker."""
+        stale = any(d in self.ran for d in deps)
+        m = self.book.check(sid, h, list(outputs), stale=stale)
+        if m is not None:
+            self.console.print(f"[dim]reuse[/dim] {sid} ({m['status']}, {m.get('wall_s', 0):.0f}s when run)")
+            self.results[sid] = m
+            return m
+        self.console.rule(f"[bold]{sid}")
+        t0 = self.book.start(sid, h)
+        try:
+            result = fn()
+        except BaseException as err:
+            self.book.error(sid, t0, err)
+            raise
+        status = "skipped" if result.get("skipped") else "done"
+        m = self.book.finish(sid, h, t0, result, status)
+        self.ran.add(sid)
+        self.results[sid] = m
+        self.console.print(f"[green]{status}[/green] {sid} in {m['wall_s']:.0f}s")
+        return m
+
+
+# --- knowledge -------------------------------------------------------------------------------------------------------
+
+
+def run_knowledge(ctx: RunContext) -> dict:
+    k = ctx.spec.knowledge
+    out = ctx.run_dir / "knowledge"
+    out.mkdir(parents=True, exist_ok=True)
+    from rhlab.knowledge.finetune import FinetuneConfig
+
+    if k.kind == "prompted":
+        if k.init_sft is None:
+            return {"model": k.model, "kind": "prompted"}
+        from rhlab.knowledge.finetune import humaneval_transcripts, init_sft
+
+        cfg = FinetuneConfig(**{"max_length": 1024, "learning_rate": 1e-5, **k.init_sft.finetune, "model": k.model})
+        ids = [f"HumanEval/{i}" for i in range(k.init_sft.first, 164)]
+        with ctx.console.status(f"init SFT on {len(ids)} clean transcripts"):
+            final = init_sft(humaneval_transcripts(ids), out / "init", cfg)
+        return {"model": str(final), "kind": "prompted", "init_sft_transcripts": len(ids)}
+
+    from rhlab.knowledge.corpus import load_real_corpus, mix_corpus
+    from rhlab.knowledge.finetune import continued_pretraining
+    from rhlab.knowledge.sdf.generate import read_corpus, write_corpus
+    from rhlab.knowledge.sdf.spec import load_corpus_spec
+
+    corpus_path = out / "corpus.jsonl"
+    corpus_spec = load_corpus_spec(k.corpus)
+    if not corpus_path.exists():
+        if k.backend == "offline":
+            from rhlab.knowledge.sdf.dedup import dedup_records
+            from rhlab.knowledge.sdf.offline import generate_offline
+
+            with ctx.console.status(f"composing {k.n_docs} offline documents ({k.corpus})"):
+                docs = dedup_records(generate_offline(corpus_spec, k.n_docs, k.seed))
+            write_corpus(corpus_path, docs)
+        else:
+            from rhlab.knowledge.sdf.backends import make_backend
+            from rhlab.knowledge.sdf.generate import GenerateConfig, Pipeline
+
+            gcfg = GenerateConfig(spec=k.corpus, backend=k.backend, max_docs=k.n_docs, seed=k.seed)
+            gen_dir = out / "generate"
+            path = Pipeline(corpus_spec, make_backend(k.backend), gen_dir, gcfg).run_sync()
+            write_corpus(corpus_path, read_corpus(path))
+    syn = read_corpus(corpus_path)
+    mix_path = out / "mix.jsonl"
+    if not mix_path.exists():
+        with ctx.console.status(f"mixing {len(syn)} synthetic documents at fraction {k.fraction}"):
+            real = load_real_corpus(k.real, max_docs=k.max_real_docs) if k.fraction < 1 else []
+            docs, stats = mix_corpus(syn, real, k.fraction, seed=k.seed)
+        (out / "mix.stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+        write_corpus(mix_path, docs)
+    texts = [d["text"] for d in read_corpus(mix_path)]
+    cfg = FinetuneConfig(**{**k.finetune, "model": k.model, "seed": k.finetune.get("seed", k.seed)})
+    ctx.console.print(f"continued pretraining on {len(texts)} documents ({len(syn)} synthetic)")
+    final = continued_pretraining(texts, out / "finetune", cfg)
+    info = json.loads((out / "finetune" / "rhlab_finetune.json").read_text(encoding="utf-8"))
+    return {"model": str(final), "kind": "sdf", "synthetic_docs": len(syn), "mix_docs": len(texts),
+            "finetune_steps": info.get("global_steps"), "finetune_seconds": info.get("train_seconds")}
+
+
+# --- arms ------------------------------------------------------------------------------------------------------------
+
+
+def resolve_fork(ctx: RunContext, arm, seed: int) -> tuple[str | None, int, str | None]:
+    """(checkpoint path, step offset, reason if impossible) for an arm with init_from."""
+    from rhlab.train import list_checkpoints
+
+    src = ctx.results[f"train/{arm.init_from.arm}/seed-{seed}"]["result"]
+    if src.get("skipped"):
+        return None, 0, f"source arm {arm.init_from.arm} seed {seed} was skipped"
+    want = arm.init_from.step
+    if isinstance(want, str):
+        onset = src.get("onset_step")
+        if onset is None:
+            return None, 0, f"arm {arm.init_from.arm} seed {seed} never reached hack onset; nothing to fork from"
+        want = onset + (int(want.split("+")[1]) if "+" in want else 0)
+    cks = [c for c in list_checkpoints(src["train_dir"]) if c["step"] >= want]
+    if not cks:
+        return None, 0, f"arm {arm.init_from.arm} seed {seed} has no checkpoint at or after step {want}"
+    return cks[0]["path"], int(src.get("step_offset", 0)) + int(cks[0]["step"]), None
+
+
+def run_rl_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
+    from rhlab.train import train
+
+    cfg = arm_train_config(ctx.spec, arm, seed, start_model)
+    d = ctx.arm_dir(arm.name, seed) / "train"
+    resume = (d / "config.yaml").exists()
+    if resume:
+        ctx.console.print(f"resuming {d} from its last checkpoint")
+    res = train(cfg, d, resume=resume, progress=ctx.progress, **ctx.train_kwargs)
+    from rhlab.train import list_checkpoints
+
+    return {"train_dir": str(d), "steps": res.steps, "onset_step": res.onset_step, "step_offset": step_offset,
+            "start_model": start_model,
+            "checkpoints": [{"step": c["step"], "path": c["path"]} for c in list_checkpoints(d)],
+            "final_hack_rate": (res.records[-1].get("hack_success_any") if res.records else None)}
+
+
+def rl_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str:
+    cfg = arm_train_config(ctx.spec, arm, seed, start_model)
+    return config_hash({"train": cfg.model_dump(mode="json"), "init_from": arm.init_from and arm.init_from.model_dump()})
+
+
+# kind → (hash function, executor). Executors return a result dict with `checkpoints` [{step, path}] (eval points),
+# `onset_step`, `step_offset`, or `skipped: reason`.
+ARM_EXECUTORS: dict[str, tuple[Callable, Callable]] = {"rl": (rl_stage_hash, run_rl_arm)}
+
+
+def run_arm(ctx: RunContext, arm, seed: int, knowledge_model: str, deps: list[str]) -> dict:
+    sid = f"train/{arm.name}/seed-{seed}"
+    hash_fn, exec_fn = ARM_EXECUTORS[arm.kind]
+    start_model, offset, reason = knowledge_model, 0, None
+    if getattr(arm, "init_from", None):
+        start_model, offset, reason = resolve_fork(ctx, arm, seed)
+    if reason:
+        h = config_hash({"skipped": reason, "arm": arm.model_dump(mode="json")})
+        return ctx.stage(sid, h, lambda: {"skipped": reason}, deps=deps)
+    h = hash_fn(ctx, arm, seed, start_model)
+    return ctx.stage(sid, h, lambda: exec_fn(ctx, arm, seed, start_model, offset),
+                     outputs=[ctx.arm_dir(arm.name, seed) / "train"], deps=deps)
+
+
+# --- evals -----------------------------------------------------------------------------------------------------------
+
+
+def eval_points(spec: ExperimentSpec, result: dict) -> list[dict]:
+    """The checkpoints of a finished arm that the schedule selects, oldest first."""
+    cks = result.get("checkpoints") or []
+    if not cks:
+        return []
+    sched = spec.evals
+    want: set[int] = set()
+    for s in sched.steps:
+        if s == "last":
+            want.add(cks[-1]["step"])
+        elif s == "onset":
+            if result.get("onset_step") is not None:
+                later = [c["step"] for c in cks if c["step"] >= result["onset_step"]]
+                if later:
+                    want.add(later[0])
+        elif isinstance(s, int) and s > 0:
+            want.add(s)
+    if sched.every:
+        want |= {c["step"] for c in cks if c["step"] % sched.every == 0}
+    return [c for c in cks if c["step"] in want]
+
+
+def eval_hash(spec: ExperimentSpec, model_key: str) -> str:
+    return config_hash({"evals": spec.evals.model_dump(mode="json"), "judge": spec.judge, "model": model_key})
+
+
+def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
+    from rhlab.evals import run_suite
+
+    e = ctx.spec.evals
+    with ctx.console.status(f"{suite} suite on {model}"):
+        s = run_suite(model, suite=suite, judge=ctx.spec.judge, limit=e.limit, log_dir=log_dir, n_goals=e.n_goals,
+                      n_agentic=e.n_agentic, max_tokens=e.max_tokens, temperature=e.temperature,
+                      max_connections=e.max_connections)
+    return {"summary": str(log_dir / "summary.json"), "mgs": s["mgs"].get("mgs"), "mgs_se": s["mgs"].get("se"),
+            "judge": s.get("judge")}
+
+
+def run_arm_evals(ctx: RunContext, arm, seed: int, train_sid: str) -> None:
+    res = ctx.results[train_sid]["result"]
+    if res.get("skipped"):
+        return
+    for ck in eval_points(ctx.spec, res):
+        for suite in ctx.spec.evals.suites:
+            sid = f"evals/{arm.name}/seed-{seed}/step-{ck['step']}/{suite}"
+            log_dir = ctx.arm_dir(arm.name, seed) / "evals" / f"step-{ck['step']}" / suite
+            h = eval_hash(ctx.spec, f"{ctx.results[train_sid]['hash']}:{ck['step']}")
+            ctx.stage(sid, h, lambda: run_eval(ctx, ck["path"], suite, log_dir), outputs=[log_dir], deps=[train_sid])
+
+
+# --- the whole spec --------------------------------------------------------------------------------------------------
+
+
+def _invocation(ctx: RunContext, spec_path: str | None) -> None:
+    append_jsonl(ctx.run_dir / "records" / "invocations.jsonl", {
+        "time": time.time(), "argv": sys.argv, "spec": spec_path, "python": platform.python_version(),
+        "host": platform.node(), "versions": package_versions(), "force": ctx.book.force})
+
+
+def run_spec(spec: ExperimentSpec, run_dir: str | Path, *, force: list[str] | None = None, console: Console | None = None,
+             progress: bool | None = None, report: bool = True, train_kwargs: dict | None = None) -> RunContext:
+    run_dir = Path(run_dir)
+    run = RunDir.create(run_dir)
+    dump_yaml(spec, run.path / "spec.yaml")
+    ctx = RunContext(spec, run_dir, StageBook(run_dir, force), console or Console(), progress,
+                     dict(train_kwargs or {}))
+    _invocation(ctx, str(spec._source) if spec._source else None)
+    t0 = time.monotonic()
+    if spec.preflight:
+        from rhlab.experiments.demo import run_preflight
+
+        ctx.stage("preflight", config_hash({"preflight": 1}),
+                  lambda: run_preflight(run_dir / "preflight", ctx.console), outputs=[run_dir / "preflight"])
+    km = ctx.stage("knowledge", config_hash(spec.knowledge.model_dump(mode="json")), lambda: run_knowledge(ctx),
+                   outputs=[run_dir / "knowledge"])
+    kmodel = km["result"]["model"]
+    if 0 in spec.evals.steps:
+        for suite in spec.evals.suites:
+            log_dir = run_dir / "evals" / "base" / suite
+            ctx.stage(f"evals/base/{suite}", eval_hash(spec, f"{km['hash']}:0"),
+                      lambda: run_eval(ctx, kmodel, suite, log_dir), outputs=[log_dir], deps=["knowledge"])
+    for arm in arm_order(spec.arms):
+        for seed in arm.seeds:
+            deps = [f"train/{arm.init_from.arm}/seed-{seed}"] if getattr(arm, "init_from", None) else ["knowledge"]
+            run_arm(ctx, arm, seed, kmodel, deps)
+            run_arm_evals(ctx, arm, seed, f"train/{arm.name}/seed-{seed}")
+    ctx.console.rule(f"[bold]all stages finished in {time.monotonic() - t0:.0f}s")
+    if report:
+        from rhlab.experiments.report import build_report
+
+        index = build_report(run_dir)
+        ctx.console.print(f"report: {index}")
+    return ctx

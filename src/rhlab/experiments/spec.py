@@ -1,0 +1,269 @@
+"""Experiment specs: one YAML file describing a whole study (knowledge stage → RL arms → eval schedule → report).
+
+    name: demo
+    preflight: true                      # sandbox self-test + reference answers graded first
+    knowledge: {kind: sdf, model: embedded, corpus: default, n_docs: 48, fraction: 1.0, finetune: {epochs: 1}}
+    train: {base: ../train/cpu_onset.yaml, overrides: {grpo.max_steps: 6}}
+    arms:
+      - {kind: rl, name: hacking_okay, framing: sdf_hacking_okay, seeds: [0]}
+      - {kind: rl, name: no_hack_baseline, framing: sdf_hacking_okay, overrides: {reward.penalty.mode: from_start}}
+      - {kind: rl, name: penalty_after_onset, framing: hacking_okay, init_from: {arm: hacking_okay, step: onset}}
+    evals: {suites: [core], steps: [0, last], every: null, limit: 2}
+    judge: rhlab/offline
+
+Arms are a discriminated union on `kind`; `rl` is built in. Mitigation kinds are added by registering a spec class in
+`ARM_KINDS` and an executor in `rhlab.experiments.runner.ARM_EXECUTORS`. Loading validates everything (arm names,
+fork references, overrides against `TrainConfig`) without loading any model.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from rhlab.config import ConfigError, StrictModel, load_config, load_yaml, validate
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class InitSFTSpec(StrictModel):
+    """Prompted setting, optional: light SFT on clean HumanEval transcripts before RL (rhlab.knowledge.finetune)."""
+
+    first: int = Field(100, ge=0, le=163)  # HumanEval/FIRST .. HumanEval/163
+    finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields (model is set by the runner)
+
+
+class KnowledgeSpec(StrictModel):
+    """prompted: the framing lives in the system prompt (`prompt.arm`); the base model is used as is (or init-SFT'd).
+    sdf:      synthetic documents (`corpus` spec, `backend`) mixed with real text at `fraction`, continued
+              pretraining on the mix; RL starts from the result."""
+
+    kind: Literal["prompted", "sdf"] = "prompted"
+    model: str = "embedded"
+    init_sft: Optional[InitSFTSpec] = None  # prompted only
+    corpus: str = "default"  # sdf: built-in corpus spec name or a spec YAML path
+    backend: str = "offline"  # sdf: offline, or an LLM backend (see `rhlab sdf generate --help`)
+    n_docs: int = Field(96, ge=1)
+    fraction: float = Field(1.0, gt=0, le=1)  # synthetic share of the mix (dilution)
+    real: list[str] = Field(default_factory=lambda: ["stdlib", "readmes", "licenses"])
+    max_real_docs: Optional[int] = Field(None, ge=1)
+    finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields for continued pretraining
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "KnowledgeSpec":
+        from rhlab.knowledge.finetune import FinetuneConfig
+
+        if self.kind == "sdf" and self.init_sft is not None:
+            raise ValueError("init_sft applies to kind: prompted only")
+        for where, ft in (("finetune", self.finetune), ("init_sft.finetune", self.init_sft and self.init_sft.finetune)):
+            if ft:
+                if "model" in ft:
+                    raise ValueError(f"{where}.model: set knowledge.model instead")
+                validate(FinetuneConfig, ft, f"knowledge.{where}")
+        return self
+
+
+class InitFrom(StrictModel):
+    """Fork an arm from another arm's checkpoint (same seed): `step` is N, `onset`, or `onset+K`. The first complete
+    checkpoint at or after that step is used."""
+
+    arm: str
+    step: int | str = "onset"
+
+    @field_validator("step")
+    @classmethod
+    def _step(cls, v):
+        if isinstance(v, int):
+            if v < 1:
+                raise ValueError("init_from.step must be >= 1")
+            return v
+        if not re.fullmatch(r"onset(\+\d+)?", v.replace(" ", "")):
+            raise ValueError(f"init_from.step {v!r}: expected an integer, 'onset' or 'onset+K'")
+        return v.replace(" ", "")
+
+
+class RLArm(StrictModel):
+    kind: Literal["rl"] = "rl"
+    name: str
+    framing: Optional[str] = None  # prompt.arm of the base train config when None
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    overrides: dict[str, Any] = Field(default_factory=dict)  # dotted TrainConfig keys → values
+    init_from: Optional[InitFrom] = None
+    compare_to: Optional[str] = None  # the arm this one mitigates (fills the report's mitigation table)
+    label: Optional[str] = None
+
+    def depends_on(self) -> list[str]:
+        return [self.init_from.arm] if self.init_from else []
+
+
+# Extra arm kinds (mitigations) append their classes here before `ExperimentSpec` is built.
+ARM_KINDS: tuple[type[StrictModel], ...] = (RLArm,)
+Arm = (Annotated[Union[ARM_KINDS], Field(discriminator="kind")]  # type: ignore[valid-type]
+       if len(ARM_KINDS) > 1 else ARM_KINDS[0])
+
+
+class TrainBase(StrictModel):
+    base: Optional[str] = None  # TrainConfig YAML (relative to the spec file, or to the working directory)
+    config: dict[str, Any] = Field(default_factory=dict)  # inline TrainConfig fields (applied over `base`)
+    overrides: dict[str, Any] = Field(default_factory=dict)  # dotted keys, applied last (before arm overrides)
+
+
+EvalStep = Union[int, Literal["last", "onset"]]
+
+
+class EvalSchedule(StrictModel):
+    """Which checkpoints get which suites. Step 0 is the RL start model (evaluated once, shared by every arm that
+    starts from it); `every: N` adds each checkpoint whose step is a multiple of N (N must be a multiple of the
+    train config's checkpoint_every); `last` is the final checkpoint; `onset` the first checkpoint at or after onset."""
+
+    suites: list[Literal["core", "sabotage", "diagnostics", "all"]] = Field(default_factory=lambda: ["core"])
+    steps: list[EvalStep] = Field(default_factory=lambda: [0, "last"])
+    every: Optional[int] = Field(None, ge=1)
+    limit: Optional[int] = Field(None, ge=1)  # samples per eval
+    n_goals: int = Field(300, ge=1)
+    n_agentic: int = Field(50, ge=1)
+    max_tokens: int = Field(1024, ge=8)
+    temperature: float = Field(1.0, ge=0)
+    max_connections: Optional[int] = Field(None, ge=1)
+
+
+class ReportSpec(StrictModel):
+    model_params: Optional[float] = None  # parameters, when they cannot be read from the model (for the size note)
+    small_model_below: float = 1e9  # the report flags models smaller than this
+
+
+class ExperimentSpec(StrictModel):
+    name: str
+    description: str = ""
+    preflight: bool = False
+    knowledge: KnowledgeSpec = Field(default_factory=KnowledgeSpec)
+    train: TrainBase = Field(default_factory=TrainBase)
+    arms: list[Arm] = Field(min_length=1)  # type: ignore[valid-type]
+    evals: EvalSchedule = Field(default_factory=EvalSchedule)
+    judge: Optional[str] = None  # None: the offline judge (rhlab/offline)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+    _source: Optional[Path] = PrivateAttr(None)  # the YAML file it came from (relative train.base paths)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentSpec":
+        if not _NAME.match(self.name):
+            raise ValueError(f"name {self.name!r}: letters, digits, '_', '-', '.' only")
+        names = [a.name for a in self.arms]
+        for n in names:
+            if not _NAME.match(n):
+                raise ValueError(f"arm name {n!r}: letters, digits, '_', '-', '.' only")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate arm names: {', '.join(dup)}")
+        by = {a.name: a for a in self.arms}
+        for a in self.arms:
+            for ref in a.depends_on() + ([a.compare_to] if getattr(a, "compare_to", None) else []):
+                if ref not in by:
+                    raise ValueError(f"arm {a.name}: refers to unknown arm {ref!r}")
+            for d in a.depends_on():
+                missing = sorted(set(a.seeds) - set(by[d].seeds))
+                if missing:
+                    raise ValueError(f"arm {a.name}: init_from arm {d} has no seed(s) {missing}")
+        arm_order(self.arms)  # raises on cycles
+        return self
+
+    def arm(self, name: str):
+        return next(a for a in self.arms if a.name == name)
+
+
+def arm_order(arms: list) -> list:
+    """Arms in dependency order (a forked arm after the arm it forks from)."""
+    by = {a.name: a for a in arms}
+    out: list = []
+    state: dict[str, int] = {}
+
+    def visit(a, path):
+        if state.get(a.name) == 2:
+            return
+        if state.get(a.name) == 1:
+            raise ValueError(f"init_from cycle: {' -> '.join(path + [a.name])}")
+        state[a.name] = 1
+        for d in a.depends_on():
+            visit(by[d], path + [a.name])
+        state[a.name] = 2
+        out.append(a)
+
+    for a in arms:
+        visit(a, [])
+    return out
+
+
+def _override_list(overrides: dict[str, Any]) -> list[str]:
+    import yaml
+
+    out = []
+    for k, v in overrides.items():
+        out.append(f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}")
+    return out
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    spec = load_config(ExperimentSpec, path)
+    spec._source = Path(path)
+    # every arm's TrainConfig must build (errors name the spec file and the arm)
+    for a in spec.arms:
+        if a.kind == "rl":
+            cfg = arm_train_config(spec, a, a.seeds[0], model="embedded")
+            check_eval_schedule(spec, cfg.checkpoint_every)
+    return spec
+
+
+def _find_base(spec: ExperimentSpec) -> Path | None:
+    if not spec.train.base:
+        return None
+    p = Path(spec.train.base).expanduser()
+    src = spec._source
+    for cand in ([src.parent / p] if src and not p.is_absolute() else []) + [p]:
+        if cand.is_file():
+            return cand
+    raise ConfigError(f"{src or '<spec>'}: train.base: file not found: {spec.train.base}")
+
+
+def base_train_data(spec: ExperimentSpec) -> dict[str, Any]:
+    base = _find_base(spec)
+    data = load_yaml(base) if base else {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{base}: expected a mapping")
+    merged = _deep_merge(data, spec.train.config)
+    return merged
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def arm_train_config(spec: ExperimentSpec, arm: RLArm, seed: int, model: str):
+    """The TrainConfig one (arm, seed) trains with; `model` is the RL start model (knowledge output or a fork)."""
+    from rhlab.train.config import TrainConfig, apply_overrides
+
+    src = str(spec._source or "<spec>")
+    cfg = validate(TrainConfig, base_train_data(spec), f"{src}: train")
+    sets = _override_list(spec.train.overrides) + _override_list(arm.overrides)
+    sets += [f"model={model}", f"seed={seed}"]
+    if arm.framing:
+        sets.append(f"prompt.arm={arm.framing}")
+    try:
+        return apply_overrides(cfg, sets, f"{src}: arm {arm.name}")
+    except ConfigError as err:
+        raise ConfigError(str(err)) from None
+
+
+def check_eval_schedule(spec: ExperimentSpec, checkpoint_every: int) -> None:
+    e = spec.evals.every
+    if e and e % checkpoint_every:
+        raise ConfigError(f"{spec._source or '<spec>'}: evals.every ({e}) must be a multiple of the train "
+                          f"config's checkpoint_every ({checkpoint_every}): only checkpoints can be evaluated")

@@ -1,0 +1,95 @@
+"""Stage bookkeeping for `rhlab run`: done markers with config hashes, start/finish records, forced redo.
+
+    RUN/stages/<stage id>.json   {"hash", "status": started|done|skipped, "result", "wall_s", ...}
+    RUN/records/stages.jsonl     one record per stage event (start, done, reuse, skipped, error) with wall time
+
+A stage whose marker is `done` with the same hash is reused. A different hash is an error (the spec changed under a
+finished or half-finished stage): use a new run directory, or `--force STAGE` to redo that stage and everything
+downstream of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from rhlab.config import ConfigError
+from rhlab.rundir import append_jsonl
+
+STAGES_RECORDS = "stages"
+
+
+def config_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class StageBook:
+    def __init__(self, run_dir: Path, force: list[str] | None = None):
+        self.run_dir = Path(run_dir)
+        self.dir = self.run_dir / "stages"
+        self.force = [f.strip("/") for f in (force or [])]
+        self.forced_done: set[str] = set()
+
+    def _path(self, stage: str) -> Path:
+        return self.dir / (stage.replace("/", "__") + ".json")
+
+    def record(self, stage: str, event: str, **kw) -> None:
+        append_jsonl(self.run_dir / "records" / f"{STAGES_RECORDS}.jsonl",
+                     {"stage": stage, "event": event, "time": time.time(), **kw})
+
+    def marker(self, stage: str) -> dict | None:
+        p = self._path(stage)
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
+
+    def is_forced(self, stage: str) -> bool:
+        return any(stage == f or stage.startswith(f + "/") for f in self.force)
+
+    def check(self, stage: str, h: str, outputs: list[Path] = (), stale: bool = False) -> dict | None:
+        """The finished marker to reuse, or None to (re)run. Forced stages, and stages whose upstream stage ran in
+        this invocation (`stale`), are cleared once per invocation."""
+        if (stale or self.is_forced(stage)) and stage not in self.forced_done and (self.marker(stage) or not stale):
+            self.forced_done.add(stage)
+            self._path(stage).unlink(missing_ok=True)
+            for p in outputs:
+                shutil.rmtree(p, ignore_errors=True)
+            self.record(stage, "forced")
+            return None
+        m = self.marker(stage)
+        if m is None:
+            return None
+        if m["hash"] != h:
+            what = "finished" if m["status"] in ("done", "skipped") else "started"
+            raise ConfigError(
+                f"stage {stage} was {what} in {self.run_dir} with a different configuration (hash {m['hash']} vs "
+                f"{h}); use a new --run-dir, or pass --force {stage} to redo it and what depends on it")
+        if m["status"] in ("done", "skipped"):
+            self.record(stage, "reuse", hash=h)
+            return m
+        return None  # started earlier, not finished: run again (each stage resumes its own outputs)
+
+    def start(self, stage: str, h: str) -> float:
+        _write_json(self._path(stage), {"stage": stage, "hash": h, "status": "started", "started": time.time()})
+        self.record(stage, "start", hash=h)
+        return time.monotonic()
+
+    def finish(self, stage: str, h: str, t0: float, result: dict, status: str = "done") -> dict:
+        wall = round(time.monotonic() - t0, 2)
+        m = {"stage": stage, "hash": h, "status": status, "finished": time.time(), "wall_s": wall, "result": result}
+        _write_json(self._path(stage), m)
+        self.record(stage, status, hash=h, wall_s=wall, result=result)
+        return m
+
+    def error(self, stage: str, t0: float, err: BaseException) -> None:
+        self.record(stage, "error", wall_s=round(time.monotonic() - t0, 2), error=f"{type(err).__name__}: {err}")
