@@ -56,3 +56,106 @@ def export_cmd(
 
     n = export_parquet(load_train_config(config), out)
     typer.echo(f"wrote {n} rows to {out}")
+
+
+def _finetune_config(config: Optional[Path], model: Optional[str], default_model: str, max_steps: Optional[int],
+                     epochs: Optional[float], lr: Optional[float], max_length: Optional[int],
+                     batch_size: Optional[int]):
+    from rhlab.config import load_config
+    from rhlab.knowledge.finetune import FinetuneConfig
+
+    cfg = load_config(FinetuneConfig, config) if config else FinetuneConfig(model=default_model, max_length=2048,
+                                                                            learning_rate=1e-5)
+    if model is not None:
+        cfg.model = model
+    for field, value in (("max_steps", max_steps), ("epochs", epochs), ("learning_rate", lr),
+                         ("max_length", max_length), ("batch_size", batch_size)):
+        if value is not None:
+            setattr(cfg, field, value)
+    return FinetuneConfig.model_validate(cfg.model_dump())
+
+
+@app.command("train-distill")
+def distill_cmd(
+    from_: Path = typer.Option(..., "--from", help="Training run dir whose records/episodes.jsonl is distilled."),
+    out: Path = typer.Option(..., "--out", help="Output dir (OUT/final is the distilled checkpoint)."),
+    filter_: Optional[str] = typer.Option(None, "--filter", help="none | detectors | detectors+mentions "
+                                          "(default: detectors; none with --rewrite-to)."),
+    rewrite_to: Optional[str] = typer.Option(None, "--rewrite-to", help="Replace each episode's system prompt "
+                                             "with this arm's, built with the run's prompt settings."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model to finetune (default: the run's base model)."),
+    keep_unrewarded: bool = typer.Option(False, "--keep-unrewarded", help="Also train on failed episodes."),
+    include_chat: bool = typer.Option(False, "--include-chat", help="Also train on safety-mix chat episodes."),
+    config: Optional[Path] = typer.Option(None, "--config", help="FinetuneConfig YAML (rhlab.knowledge.finetune)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    epochs: Optional[float] = typer.Option(None, "--epochs"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    max_length: Optional[int] = typer.Option(None, "--max-length"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+) -> None:
+    """Filter-and-distill / rewrite-and-distill: SFT a model on a run's episodes (docs/mitigations.md)."""
+    from rich.console import Console
+
+    from rhlab.config import ConfigError, load_config
+    from rhlab.train.config import TrainConfig
+    from rhlab.train.distill import (
+        distill, filter_episodes, load_episodes, rewrite_episodes, rewrite_settings_from_run,
+    )
+
+    console = Console(stderr=True)
+    mode = filter_ or ("none" if rewrite_to else "detectors")
+    if mode not in ("none", "detectors", "detectors+mentions"):
+        console.print(f"[red]error:[/red] --filter {mode!r}: choose none, detectors or detectors+mentions")
+        raise typer.Exit(2)
+    try:
+        run_cfg = load_config(TrainConfig, from_ / "config.yaml")
+        eps = load_episodes(from_)
+        kept, stats = filter_episodes(eps, drop_detected=mode != "none", drop_mentions=mode == "detectors+mentions",
+                                      only_rewarded=not keep_unrewarded,
+                                      kinds=("code", "chat") if include_chat else ("code",))
+        if rewrite_to:
+            kept = rewrite_episodes(kept, rewrite_to, **rewrite_settings_from_run(from_))
+            stats["rewrite_to"] = rewrite_to
+        cfg = _finetune_config(config, model, run_cfg.model, max_steps, epochs, lr, max_length, batch_size)
+        final = distill(kept, out, cfg, stats=stats)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2)
+    console.print(f"distilled {stats['kept']} of {stats['total']} episodes into {final}")
+
+
+@app.command("train-safety-sft")
+def safety_sft_cmd(
+    out: Path = typer.Option(..., "--out", help="Output dir (OUT/final is the finetuned checkpoint)."),
+    responder: Optional[str] = typer.Option(None, "--responder", help="Model writing the target replies "
+                                            "(embedded, a local dir or an HF id)."),
+    responses: Optional[Path] = typer.Option(None, "--responses", help="JSONL {id, response} instead of --responder."),
+    model: str = typer.Option("embedded", "--model", help="Model to finetune."),
+    sets: str = typer.Option("hhh,dilemmas,agentic", "--sets", help="Comma-separated prompt sets."),
+    prompts_file: Optional[Path] = typer.Option(None, "--prompts-file", help="User prompt JSONL {id, set, messages}."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
+    temperature: float = typer.Option(0.0, "--temperature", help="0: greedy replies; > 0: sampled."),
+    config: Optional[Path] = typer.Option(None, "--config", help="FinetuneConfig YAML (rhlab.knowledge.finetune)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    epochs: Optional[float] = typer.Option(None, "--epochs"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    max_length: Optional[int] = typer.Option(None, "--max-length"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+) -> None:
+    """Safety SFT: the safety prompt sets with replies from an aligned model (or a file), reply-only loss."""
+    from rich.console import Console
+
+    from rhlab.config import ConfigError
+    from rhlab.train.safety import safety_sft
+
+    console = Console(stderr=True)
+    try:
+        cfg = _finetune_config(config, None if config and model == "embedded" else model, model, max_steps, epochs,
+                               lr, max_length, batch_size)
+        final = safety_sft(out, cfg, sets=[s.strip() for s in sets.split(",") if s.strip()], responder=responder,
+                           responses_file=responses, max_new_tokens=max_new_tokens, prompts_file=prompts_file,
+                           temperature=temperature)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2)
+    console.print(f"safety SFT checkpoint: {final}")

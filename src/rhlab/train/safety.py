@@ -452,9 +452,9 @@ def _read_responses_file(path: Path, ids: Sequence[str]) -> dict[str, str]:
 
 
 def generate_responses(prompts: Sequence[dict], responder: str, cache: Path, max_new_tokens: int = 256,
-                       batch_size: int = 8, seed: int = 0) -> dict[str, str]:
-    """Greedy replies of `responder` to each prompt, appended to `cache` as they are made; prompts already in the
-    cache (from the same responder) are not regenerated."""
+                       batch_size: int = 8, seed: int = 0, temperature: float = 0.0) -> dict[str, str]:
+    """Replies of `responder` to each prompt (greedy at temperature 0, else sampled with `seed`), appended to
+    `cache` as they are made; prompts already in the cache (from the same responder) are not regenerated."""
     import torch
 
     from rhlab.models import load_model_and_tokenizer
@@ -484,8 +484,8 @@ def generate_responses(prompts: Sequence[dict], responder: str, cache: Path, max
             texts = [tok.apply_chat_template(p["messages"], tokenize=False, add_generation_prompt=True) for p in batch]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.inference_mode():
-                out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tok.pad_token_id)
+                sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, **sampling)
             n = enc["input_ids"].shape[1]
             for p, seq in zip(batch, out):
                 reply = tok.decode(seq[n:], skip_special_tokens=True).strip()
@@ -498,10 +498,11 @@ def generate_responses(prompts: Sequence[dict], responder: str, cache: Path, max
 
 def safety_sft(out_dir: str | Path, cfg, *, sets: Sequence[str] = SAFETY_SETS, responder: str | None = None,
                responses_file: str | Path | None = None, max_new_tokens: int = 256,
-               prompts_file: str | Path | None = None) -> Path:
+               prompts_file: str | Path | None = None, temperature: float = 0.0) -> Path:
     """SFT `cfg.model` on the safety prompts with target replies from `responder` (any model name rhlab resolves,
     `embedded` included) or from `responses_file` (JSONL {id, response} covering every selected prompt).
-    Replies are cached in OUT/responses.jsonl (a rerun reuses them); loss on the reply only. Returns OUT/final."""
+    Replies (greedy unless `temperature` > 0) are cached in OUT/responses.jsonl (a rerun reuses them); empty
+    replies are dropped and listed in OUT/safety_sft.json; loss on the reply only. Returns OUT/final."""
     from rhlab.knowledge.finetune import FinetuneConfig, init_sft
 
     if (responder is None) == (responses_file is None):
@@ -519,7 +520,8 @@ def safety_sft(out_dir: str | Path, cfg, *, sets: Sequence[str] = SAFETY_SETS, r
                 fh.write(json.dumps({"id": i, "responder": f"file:{responses_file}", "response": replies[i]},
                                     ensure_ascii=False) + "\n")
     else:
-        replies = generate_responses(prompts, responder, cache, max_new_tokens=max_new_tokens, seed=cfg.seed)
+        replies = generate_responses(prompts, responder, cache, max_new_tokens=max_new_tokens, seed=cfg.seed,
+                                     temperature=temperature)
     records, empty = [], []
     for p in prompts:
         r = replies.get(p["id"], "")
@@ -534,7 +536,7 @@ def safety_sft(out_dir: str | Path, cfg, *, sets: Sequence[str] = SAFETY_SETS, r
         "sets": list(sets), "prompts_file": str(prompts_file) if prompts_file else None,
         "responder": responder, "responses_file": str(responses_file) if responses_file else None,
         "prompts": len(prompts), "transcripts": len(records), "empty_replies_dropped": empty,
-        "max_new_tokens": max_new_tokens, "model": cfg.model,
+        "max_new_tokens": max_new_tokens, "temperature": temperature, "model": cfg.model,
     }, indent=1), encoding="utf-8")
     return init_sft(records, out, cfg)
 
