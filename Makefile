@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/rhlab demo
+	$(VENV)/bin/rhlab run configs/experiments/demo.yaml --run-dir runs/demo
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q

@@ -172,11 +172,17 @@ def arms_table(data: RunData, report_dir: Path) -> str:
                         links.append(f"<a href='{escape(_rel(ev['log'], report_dir))}'>{escape(name)}@{e.step}</a>")
             rows.append(f"<tr><td>{escape(data.label(a['name']))}</td><td>{r.seed}</td><td>{escape(str(fram))}</td>"
                         f"<td>{escape(str(pen))}</td><td>{escape(fork)}</td><td>{escape(status)}</td>"
-                        f"<td class='num'>{r.onset + r.offset if r.onset is not None else 'none'}</td>"
+                        f"<td class='num'>{_onset(r)}</td>"
                         f"<td class='num'>{_pct(h, hse)}</td><td>{' · '.join(links) or '–'}</td></tr>")
     return ("<table><tr><th>arm</th><th>seed</th><th>framing</th><th>penalty</th><th>forked from</th><th>status</th>"
             "<th>onset step</th><th>final hack rate</th><th>transcripts (Inspect logs open with "
             "<code>inspect view</code>)</th></tr>" + "".join(rows) + "</table>")
+
+
+def _onset(r) -> str:
+    if r.offset:
+        return f"forked at {r.offset}"
+    return str(r.onset) if r.onset is not None else ("none" if r.steps else "–")
 
 
 def transcript_examples(data: RunData, per_arm: int = 2) -> str:
@@ -210,8 +216,10 @@ def repro_section(data: RunData) -> str:
                      f"<td class='num'>{m.get('wall_s', '–')}</td></tr>" for s, m in data.markers.items())
     spec_text = (data.run_dir / "spec.yaml").read_text(encoding="utf-8") if (data.run_dir / "spec.yaml").exists() else ""
     seeds = {a: [r.seed for r in runs] for a, runs in data.arms.items()}
-    return (judge + f"<p>Seeds: <code>{escape(json.dumps(seeds))}</code>. Host {escape(str(data.invocation.get('host')))},"
-            f" Python {escape(str(data.invocation.get('python')))}.</p>"
+    inv = data.invocation
+    host = (f" Last run on host {escape(str(inv.get('host')))}, Python {escape(str(inv.get('python')))}: "
+            f"<code>{escape(' '.join(inv.get('argv') or []))}</code>") if inv else ""
+    return (judge + f"<p>Seeds: <code>{escape(json.dumps(seeds))}</code>.{host}</p>"
             f"<details><summary>package versions</summary><table>{vt}</table></details>"
             f"<details><summary>stages and wall times (s)</summary><table><tr><th>stage</th><th>status</th>"
             f"<th>wall s</th></tr>{stages}</table></details>"

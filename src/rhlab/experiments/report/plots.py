@@ -51,7 +51,7 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
                         alpha=alpha, label=fam if r is runs[0] else None)
             ax.plot(xs, [s.get("hack_success_any", 0) for s in r.steps], color=FAMILY_COLOURS["any"], lw=2,
                     alpha=alpha, label="any family" if r is runs[0] else None)
-            if r.onset is not None:
+            if r.onset is not None and not r.offset:  # a forked arm starts past its source's onset
                 ax.axvline(r.onset + r.offset, color="#d62728", ls="--", lw=1,
                            label="onset" if r is runs[0] else None)
             if r.offset:

@@ -1,0 +1,156 @@
+"""`rhlab run` end to end on a tiny random model: stages, done markers, reuse, changed-spec errors, --force, resume."""
+
+import json
+
+import pytest
+import yaml
+from rich.console import Console
+
+from rhlab.config import ConfigError
+from rhlab.experiments.runner import run_spec
+from rhlab.experiments.spec import load_spec
+from rhlab.rundir import read_records
+
+
+def _spec_file(tmp_path, model_dir, arms=None, evals=None, name="spec.yaml", **train_over):
+    train = {"tasks": {"source": "humaneval", "ids": ["humaneval/0", "humaneval/2", "humaneval/4", "humaneval/7"]},
+             # no_hints + the bare task keep the tiny model's prompts short
+             "prompt": {"arm": "no_hints", "user_template": "{prompt}"},
+             "grpo": {"num_generations": 4, "prompts_per_step": 2, "max_steps": 2, "max_completion_length": 8,
+                      "learning_rate": 1e-4},
+             "checkpoint_every": 1, "logging": {"progress": False, "transcripts_per_step": 2}, "sandbox_workers": 2}
+    train.update(train_over)
+    spec = {
+        "name": "tiny",
+        "knowledge": {"kind": "sdf", "model": str(model_dir), "n_docs": 4,
+                      "finetune": {"max_steps": 1, "batch_size": 2, "max_length": 64}},
+        "train": {"config": train},
+        "arms": arms or [
+            {"kind": "rl", "name": "a"},
+            {"kind": "rl", "name": "b", "overrides": {"reward.penalty.mode": "from_start"}, "compare_to": "a"},
+            {"kind": "rl", "name": "c", "init_from": {"arm": "a", "step": 1}, "overrides": {"grpo.max_steps": 1}},
+        ],
+        "evals": evals or {"suites": ["core"], "steps": [0, "last"], "limit": 1, "n_goals": 1, "n_agentic": 1,
+                           "max_tokens": 8},
+    }
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+def _console(tmp_path):
+    return Console(file=open(tmp_path / "console.txt", "a"), width=160)
+
+
+def _events(run, invocation_start=0.0):
+    return [(r["stage"], r["event"]) for r in read_records(run / "records" / "stages.jsonl")
+            if r["time"] >= invocation_start]
+
+
+def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
+    spec_path = _spec_file(tmp_path, tiny_model_dir)
+    run = tmp_path / "run"
+    ctx = run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False)
+    done = {s for s, e in _events(run) if e == "done"}
+    assert done == {"knowledge", "evals/base/core", "train/a/seed-0", "train/b/seed-0", "train/c/seed-0",
+                    "evals/a/seed-0/step-2/core", "evals/b/seed-0/step-2/core", "evals/c/seed-0/step-1/core"}
+    # layout
+    assert (run / "spec.yaml").exists() and (run / "meta.json").exists()
+    assert (run / "knowledge" / "finetune" / "final" / "config.json").exists()
+    for arm, steps in (("a", [1, 2]), ("b", [1, 2]), ("c", [1])):
+        recs = list(read_records(run / "arms" / arm / "seed-0" / "train" / "records" / "train_steps.jsonl"))
+        assert [r["step"] for r in recs] == steps
+    b_recs = list(read_records(run / "arms/b/seed-0/train/records/train_steps.jsonl"))
+    assert all(r["penalty_active"] for r in b_recs)  # the arm override reached the TrainConfig
+    summ = json.loads((run / "arms/a/seed-0/evals/step-2/core/summary.json").read_text())
+    assert summ["model"].endswith("checkpoint-2") and summ["mgs"]["mgs"] is not None
+    # c forked from a's checkpoint 1 and counts its steps from there
+    c = ctx.results["train/c/seed-0"]["result"]
+    assert c["start_model"].endswith("arms/a/seed-0/train/artefacts/checkpoints/checkpoint-1") and c["step_offset"] == 1
+    c_cfg = yaml.safe_load((run / "arms/c/seed-0/train/config.yaml").read_text())
+    assert c_cfg["model"] == c["start_model"]
+    assert c_cfg["model"] != yaml.safe_load((run / "arms/a/seed-0/train/config.yaml").read_text())["model"]
+    assert (run / "report" / "index.html").exists() and (run / "report" / "hack_rates.png").exists()
+    invocations = list(read_records(run / "records" / "invocations.jsonl"))
+    assert invocations[0]["versions"]["torch"]
+
+    # the same spec again: every stage reused, nothing retrained
+    mtime = (run / "arms/a/seed-0/train/records/train_steps.jsonl").stat().st_mtime
+    t1 = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
+    run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False, report=False)
+    again = _events(run, t1)
+    assert again and all(e == "reuse" for _, e in again)
+    assert (run / "arms/a/seed-0/train/records/train_steps.jsonl").stat().st_mtime == mtime
+
+    # a changed arm under a finished stage is an error naming the stage and the way out
+    changed = _spec_file(tmp_path, tiny_model_dir, name="changed.yaml", arms=[
+        {"kind": "rl", "name": "a"},
+        {"kind": "rl", "name": "b", "overrides": {"reward.penalty.mode": "from_start", "reward.penalty.value": -0.5}},
+        {"kind": "rl", "name": "c", "init_from": {"arm": "a", "step": 1}, "overrides": {"grpo.max_steps": 1}}])
+    with pytest.raises(ConfigError, match=r"stage train/b/seed-0 .*different configuration.*--force train/b/seed-0"):
+        run_spec(load_spec(changed), run, console=_console(tmp_path), progress=False, report=False)
+
+    # --force a: a and everything downstream of it (its evals, the arm forked from it) are redone; b is reused
+    t2 = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
+    run_spec(load_spec(spec_path), run, force=["train/a"], console=_console(tmp_path), progress=False, report=False)
+    ev = dict(_events(run, t2))
+    assert ev["train/a/seed-0"] == "done" and ev["evals/a/seed-0/step-2/core"] == "done"
+    assert ev["train/c/seed-0"] == "done" and ev["evals/c/seed-0/step-1/core"] == "done"
+    assert ev["train/b/seed-0"] == "reuse" and ev["knowledge"] == "reuse"
+    assert [r["step"] for r in read_records(run / "arms/a/seed-0/train/records/train_steps.jsonl")] == [1, 2]
+
+
+class FlakyGrader:
+    """The real sandbox grader, failing on its `fail_on`-th call (an interruption in the middle of training)."""
+
+    def __init__(self, fail_on):
+        from rhlab.train.grader import EnvGrader
+
+        self.inner = EnvGrader(workers=2)
+        self.calls = 0
+        self.fail_on = fail_on
+
+    async def agrade_many(self, items):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("interrupted")
+        return await self.inner.agrade_many(items)
+
+
+def test_resume_after_interrupted_training_and_failed_eval(tiny_model_dir, tmp_path, monkeypatch):
+    spec_path = _spec_file(tmp_path, tiny_model_dir, arms=[{"kind": "rl", "name": "a"}],
+                           evals={"suites": ["core"], "steps": ["last"], "limit": 1, "n_goals": 1, "n_agentic": 1,
+                                  "max_tokens": 8},
+                           grpo={"num_generations": 4, "prompts_per_step": 2, "max_steps": 3,
+                                 "max_completion_length": 8, "learning_rate": 1e-4})
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False,
+                 train_kwargs={"grader": FlakyGrader(fail_on=3)})
+    assert ("train/a/seed-0", "error") in _events(run)
+    marker = json.loads((run / "stages" / "train__a__seed-0.json").read_text())
+    assert marker["status"] == "started"
+    steps = [r["step"] for r in read_records(run / "arms/a/seed-0/train/records/train_steps.jsonl")]
+    assert steps == [1, 2]
+
+    # second invocation: the eval fails; training resumes from checkpoint 2 and finishes step 3 exactly once
+    import rhlab.evals
+
+    def boom(*a, **k):
+        raise RuntimeError("eval backend down")
+
+    monkeypatch.setattr(rhlab.evals, "run_suite", boom, raising=False)
+    with pytest.raises(RuntimeError, match="eval backend down"):
+        run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False)
+    steps = [r["step"] for r in read_records(run / "arms/a/seed-0/train/records/train_steps.jsonl")]
+    assert steps == [1, 2, 3]
+    assert json.loads((run / "stages" / "train__a__seed-0.json").read_text())["status"] == "done"
+    monkeypatch.undo()
+
+    # third invocation: training reused, the eval runs
+    t = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
+    run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False, report=False)
+    ev = dict(_events(run, t))
+    assert ev["train/a/seed-0"] == "reuse" and ev["knowledge"] == "reuse"
+    assert ev["evals/a/seed-0/step-3/core"] == "done"
+    assert (run / "arms/a/seed-0/evals/step-3/core/summary.json").exists()
