@@ -29,6 +29,9 @@ def _spec_file(tmp_path, model_dir, arms=None, evals=None, name="spec.yaml", **t
             {"kind": "rl", "name": "a"},
             {"kind": "rl", "name": "b", "overrides": {"reward.penalty.mode": "from_start"}, "compare_to": "a"},
             {"kind": "rl", "name": "c", "init_from": {"arm": "a", "step": 1}, "overrides": {"grpo.max_steps": 1}},
+            {"kind": "filter_distill", "name": "d", "source": "a", "compare_to": "a",
+             "filter": {"drop_detected": True, "only_rewarded": False},
+             "finetune": {"max_steps": 1, "batch_size": 2, "max_length": 2048}},
         ],
         "evals": evals or {"suites": ["core"], "steps": [0, "last"], "limit": 1, "n_goals": 1, "n_agentic": 1,
                            "max_tokens": 8},
@@ -53,7 +56,8 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     ctx = run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False)
     done = {s for s, e in _events(run) if e == "done"}
     assert done == {"knowledge", "evals/base/core", "train/a/seed-0", "train/b/seed-0", "train/c/seed-0",
-                    "evals/a/seed-0/step-2/core", "evals/b/seed-0/step-2/core", "evals/c/seed-0/step-1/core"}
+                    "evals/a/seed-0/step-2/core", "evals/b/seed-0/step-2/core", "evals/c/seed-0/step-1/core",
+                    "train/d/seed-0", "evals/d/seed-0/step-2/core"}
     # layout
     assert (run / "spec.yaml").exists() and (run / "meta.json").exists()
     assert (run / "knowledge" / "finetune" / "final" / "config.json").exists()
@@ -70,6 +74,12 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     c_cfg = yaml.safe_load((run / "arms/c/seed-0/train/config.yaml").read_text())
     assert c_cfg["model"] == c["start_model"]
     assert c_cfg["model"] != yaml.safe_load((run / "arms/a/seed-0/train/config.yaml").read_text())["model"]
+    # d distilled a's episodes (all 2 steps × 8 completions kept: random text trips no detector) into a's start model
+    d = ctx.results["train/d/seed-0"]["result"]
+    assert d["episodes"] == 16 and d["filter_stats"]["kept"] == 16
+    assert d["start_model"] == ctx.results["train/a/seed-0"]["result"]["start_model"]
+    assert (run / "arms/d/seed-0/distill/final/config.json").exists()
+    assert json.loads((run / "arms/d/seed-0/evals/step-2/core/summary.json").read_text())["model"].endswith("final")
     assert (run / "report" / "index.html").exists() and (run / "report" / "hack_rates.png").exists()
     invocations = list(read_records(run / "records" / "invocations.jsonl"))
     assert invocations[0]["versions"]["torch"]
@@ -97,6 +107,7 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     assert ev["train/a/seed-0"] == "done" and ev["evals/a/seed-0/step-2/core"] == "done"
     assert ev["train/c/seed-0"] == "done" and ev["evals/c/seed-0/step-1/core"] == "done"
     assert ev["train/b/seed-0"] == "reuse" and ev["knowledge"] == "reuse"
+    assert ev["train/d/seed-0"] == "done"  # distilled from a's new episodes
     assert [r["step"] for r in read_records(run / "arms/a/seed-0/train/records/train_steps.jsonl")] == [1, 2]
 
 

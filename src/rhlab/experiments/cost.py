@@ -60,6 +60,14 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
            "cpu_seconds": 0.0}
     onset_extra = False
     for a in arm_order(spec.arms):
+        if a.kind != "rl":  # distill arms: one SFT on (at most) the source arm's episodes, one eval point per seed
+            src = next(r for r in arms if r["arm"] == a.source)
+            arms.append({"arm": a.name, "kind": a.kind, "framing": getattr(a, "rewrite_to", None) or "-",
+                         "seeds": len(a.seeds), "steps": 0, "completions": 0, "grader_runs": 0,
+                         "eval_points": len(a.seeds), "penalty": "-",
+                         "init_from": {"arm": a.source, "step": f"≤ {src['completions'] // max(src['seeds'], 1)} episodes"}})
+            tot["eval_points"] += len(a.seeds)
+            continue
         cfg = arm_train_config(spec, a, a.seeds[0], k.model)
         g = cfg.grpo
         n_seeds = len(a.seeds)
@@ -94,7 +102,8 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
         knowledge.update(init_sft_transcripts=164 - k.init_sft.first)
     return {"knowledge": knowledge, "arms": arms, "suites": sizes, "samples_per_eval_point": samples_per_point,
             "judge_calls_per_eval_point": judge_per_point, "totals": tot, "onset_eval_may_add_points": onset_extra,
-            "judge": spec.judge or "rhlab/offline", "cpu_estimate": embedded}
+            "judge": spec.judge or "rhlab/offline", "cpu_estimate": embedded,
+            "launched": bool(spec.compute.train_launch)}
 
 
 def render(est: dict[str, Any], console) -> None:
@@ -116,6 +125,9 @@ def render(est: dict[str, Any], console) -> None:
     for suite, evals in est["suites"].items():
         console.print(f"suite {suite}: " + ", ".join(f"{k} {v}" for k, v in evals.items()) + " samples per eval point")
     tot = est["totals"]
+    if est.get("launched"):
+        console.print("completions are per training process (prompts_per_step is per device): multiply by the "
+                      "number of processes the launcher starts")
     console.print(f"totals: {tot['rl_steps']} RL steps, {tot['completions']} completions, {tot['grader_runs']} grader "
                   f"runs, {tot['eval_points']} eval points, {tot['eval_samples']} eval samples, ≈ {tot['judge_calls']} "
                   f"judge calls ({est['judge']})" + (" (+ one point per arm seed at onset)" if est["onset_eval_may_add_points"] else ""))

@@ -28,7 +28,7 @@ from rich.console import Console
 from rhlab.config import dump_yaml
 from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_train_config
 from rhlab.experiments.stages import StageBook, config_hash
-from rhlab.rundir import RunDir, append_jsonl
+from rhlab.rundir import RunDir, append_jsonl, read_records
 
 PACKAGES = ("rhlab", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "inspect_ai", "vllm",
             "deepspeed", "pydantic", "matplotlib")
@@ -86,6 +86,18 @@ class RunContext:
 # --- knowledge -------------------------------------------------------------------------------------------------------
 
 
+def _launch(ctx: RunContext, launcher: str, args: list[str]) -> None:
+    """`LAUNCHER -m rhlab.cli ARGS` in a subprocess (multi-GPU stages); a failure raises with the command."""
+    import shlex
+    import subprocess
+
+    cmd = shlex.split(launcher) + ["-m", "rhlab.cli"] + [str(a) for a in args]
+    ctx.console.print(f"[dim]$ {shlex.join(cmd)}[/dim]")
+    rc = subprocess.run(cmd).returncode
+    if rc != 0:
+        raise RuntimeError(f"stage subprocess failed with exit code {rc}: {shlex.join(cmd)}")
+
+
 def run_knowledge(ctx: RunContext) -> dict:
     k = ctx.spec.knowledge
     out = ctx.run_dir / "knowledge"
@@ -99,8 +111,15 @@ def run_knowledge(ctx: RunContext) -> dict:
 
         cfg = FinetuneConfig(**{"max_length": 1024, "learning_rate": 1e-5, **k.init_sft.finetune, "model": k.model})
         ids = [f"HumanEval/{i}" for i in range(k.init_sft.first, 164)]
-        with ctx.console.status(f"init SFT on {len(ids)} clean transcripts"):
-            final = init_sft(humaneval_transcripts(ids), out / "init", cfg)
+        launch = ctx.spec.compute.knowledge_launch
+        if launch:
+            dump_yaml(cfg, out / "init_sft_config.yaml")
+            _launch(ctx, launch, ["sdf", "init", "--out", out / "init", "--first", k.init_sft.first,
+                                  "--config", out / "init_sft_config.yaml"])
+            final = out / "init" / "final"
+        else:
+            with ctx.console.status(f"init SFT on {len(ids)} clean transcripts"):
+                final = init_sft(humaneval_transcripts(ids), out / "init", cfg)
         return {"model": str(final), "kind": "prompted", "init_sft_transcripts": len(ids)}
 
     from rhlab.knowledge.corpus import load_real_corpus, mix_corpus
@@ -137,7 +156,13 @@ def run_knowledge(ctx: RunContext) -> dict:
     texts = [d["text"] for d in read_corpus(mix_path)]
     cfg = FinetuneConfig(**{**k.finetune, "model": k.model, "seed": k.finetune.get("seed", k.seed)})
     ctx.console.print(f"continued pretraining on {len(texts)} documents ({len(syn)} synthetic)")
-    final = continued_pretraining(texts, out / "finetune", cfg)
+    if ctx.spec.compute.knowledge_launch:
+        dump_yaml(cfg, out / "finetune_config.yaml")
+        _launch(ctx, ctx.spec.compute.knowledge_launch, ["sdf", "train", "--data", mix_path, "--out", out / "finetune",
+                                                         "--config", out / "finetune_config.yaml"])
+        final = out / "finetune" / "final"
+    else:
+        final = continued_pretraining(texts, out / "finetune", cfg)
     info = json.loads((out / "finetune" / "rhlab_finetune.json").read_text(encoding="utf-8"))
     return {"model": str(final), "kind": "sdf", "synthetic_docs": len(syn), "mix_docs": len(texts),
             "finetune_steps": info.get("global_steps"), "finetune_seconds": info.get("train_seconds")}
@@ -166,20 +191,28 @@ def resolve_fork(ctx: RunContext, arm, seed: int) -> tuple[str | None, int, str 
 
 
 def run_rl_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
-    from rhlab.train import train
+    from rhlab.train import list_checkpoints, onset_step, train
 
     cfg = arm_train_config(ctx.spec, arm, seed, start_model)
     d = ctx.arm_dir(arm.name, seed) / "train"
     resume = (d / "config.yaml").exists()
     if resume:
         ctx.console.print(f"resuming {d} from its last checkpoint")
-    res = train(cfg, d, resume=resume, progress=ctx.progress, **ctx.train_kwargs)
-    from rhlab.train import list_checkpoints
 
-    return {"train_dir": str(d), "steps": res.steps, "onset_step": res.onset_step, "step_offset": step_offset,
+    if ctx.spec.compute.train_launch:
+        cfg_path = d.parent / "train_config.yaml"
+        d.parent.mkdir(parents=True, exist_ok=True)
+        dump_yaml(cfg, cfg_path)
+        _launch(ctx, ctx.spec.compute.train_launch,
+                ["train", cfg_path, "--run-dir", d, "--no-progress"] + (["--resume"] if resume else []))
+        records = list(read_records(d / "records" / "train_steps.jsonl"))
+    else:
+        records = train(cfg, d, resume=resume, progress=ctx.progress, **ctx.train_kwargs).records
+    return {"train_dir": str(d), "steps": max((r["step"] for r in records), default=0),
+            "onset_step": onset_step(records, cfg.onset_threshold), "step_offset": step_offset,
             "start_model": start_model,
             "checkpoints": [{"step": c["step"], "path": c["path"]} for c in list_checkpoints(d)],
-            "final_hack_rate": (res.records[-1].get("hack_success_any") if res.records else None)}
+            "final_hack_rate": (records[-1].get("hack_success_any") if records else None)}
 
 
 def rl_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str:
@@ -187,9 +220,48 @@ def rl_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str:
     return config_hash({"train": cfg.model_dump(mode="json"), "init_from": arm.init_from and arm.init_from.model_dump()})
 
 
+def _distill_source(ctx: RunContext, arm, seed: int) -> dict:
+    return ctx.results[f"train/{arm.source}/seed-{seed}"]
+
+
+def distill_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str:
+    return config_hash({"arm": arm.model_dump(mode="json"), "source": _distill_source(ctx, arm, seed)["hash"],
+                        "model": arm.model or start_model})
+
+
+def run_distill_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
+    """filter_distill / rewrite_distill on the source arm's episodes; the distilled model is the one eval point,
+    placed at the source arm's last step."""
+    from rhlab.knowledge.finetune import FinetuneConfig
+    from rhlab.train.distill import distill, filter_episodes, load_episodes, rewrite_episodes, rewrite_settings_from_run
+
+    src = _distill_source(ctx, arm, seed)["result"]
+    if src.get("skipped"):
+        return {"skipped": f"source arm {arm.source} seed {seed} was skipped"}
+    episodes = load_episodes(src["train_dir"])
+    stats = None
+    if arm.kind == "filter_distill":
+        episodes, stats = filter_episodes(episodes, **arm.filter.model_dump())
+    else:
+        episodes = rewrite_episodes(episodes, arm.rewrite_to, **rewrite_settings_from_run(src["train_dir"]))
+    model = arm.model or src.get("start_model") or start_model
+    cfg = FinetuneConfig(**{"max_length": 1024, **arm.finetune, "model": model, "seed": seed})
+    out = ctx.arm_dir(arm.name, seed) / "distill"
+    ctx.console.print(f"distilling {len(episodes)} episodes of {arm.source} into {model}")
+    final = distill(episodes, out, cfg, stats=stats)
+    step = int(src.get("step_offset", 0)) + int(src.get("steps", 0))
+    return {"distill_dir": str(out), "episodes": len(episodes), "filter_stats": stats, "start_model": model,
+            "step_offset": 0, "checkpoints": [{"step": step, "path": str(final)}], "eval_all": True}
+
+
 # kind → (hash function, executor). Executors return a result dict with `checkpoints` [{step, path}] (eval points),
-# `onset_step`, `step_offset`, or `skipped: reason`.
-ARM_EXECUTORS: dict[str, tuple[Callable, Callable]] = {"rl": (rl_stage_hash, run_rl_arm)}
+# `onset_step`, `step_offset`, or `skipped: reason`; `eval_all: true` evaluates every checkpoint regardless of the
+# schedule.
+ARM_EXECUTORS: dict[str, tuple[Callable, Callable]] = {
+    "rl": (rl_stage_hash, run_rl_arm),
+    "filter_distill": (distill_stage_hash, run_distill_arm),
+    "rewrite_distill": (distill_stage_hash, run_distill_arm),
+}
 
 
 def run_arm(ctx: RunContext, arm, seed: int, knowledge_model: str, deps: list[str]) -> dict:
@@ -203,7 +275,7 @@ def run_arm(ctx: RunContext, arm, seed: int, knowledge_model: str, deps: list[st
         return ctx.stage(sid, h, lambda: {"skipped": reason}, deps=deps)
     h = hash_fn(ctx, arm, seed, start_model)
     return ctx.stage(sid, h, lambda: exec_fn(ctx, arm, seed, start_model, offset),
-                     outputs=[ctx.arm_dir(arm.name, seed) / "train"], deps=deps)
+                     outputs=[ctx.arm_dir(arm.name, seed) / "train", ctx.arm_dir(arm.name, seed) / "distill"], deps=deps)
 
 
 # --- evals -----------------------------------------------------------------------------------------------------------
@@ -212,8 +284,8 @@ def run_arm(ctx: RunContext, arm, seed: int, knowledge_model: str, deps: list[st
 def eval_points(spec: ExperimentSpec, result: dict) -> list[dict]:
     """The checkpoints of a finished arm that the schedule selects, oldest first."""
     cks = result.get("checkpoints") or []
-    if not cks:
-        return []
+    if not cks or result.get("eval_all"):
+        return cks
     sched = spec.evals
     want: set[int] = set()
     for s in sched.steps:
@@ -239,6 +311,10 @@ def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
     from rhlab.evals import run_suite
 
     e = ctx.spec.evals
+    if e.model_provider and Path(model).exists():
+        from rhlab.models import resolve_model
+
+        model = f"{e.model_provider}/{resolve_model(model)}"  # LoRA checkpoints are merged once, cached
     with ctx.console.status(f"{suite} suite on {model}"):
         s = run_suite(model, suite=suite, judge=ctx.spec.judge, limit=e.limit, log_dir=log_dir, n_goals=e.n_goals,
                       n_agentic=e.n_agentic, max_tokens=e.max_tokens, temperature=e.temperature,
@@ -292,7 +368,7 @@ def run_spec(spec: ExperimentSpec, run_dir: str | Path, *, force: list[str] | No
                       lambda: run_eval(ctx, kmodel, suite, log_dir), outputs=[log_dir], deps=["knowledge"])
     for arm in arm_order(spec.arms):
         for seed in arm.seeds:
-            deps = [f"train/{arm.init_from.arm}/seed-{seed}"] if getattr(arm, "init_from", None) else ["knowledge"]
+            deps = [f"train/{d}/seed-{seed}" for d in arm.depends_on()] or ["knowledge"]
             run_arm(ctx, arm, seed, kmodel, deps)
             run_arm_evals(ctx, arm, seed, f"train/{arm.name}/seed-{seed}")
     ctx.console.rule(f"[bold]all stages finished in {time.monotonic() - t0:.0f}s")

@@ -100,8 +100,50 @@ class RLArm(StrictModel):
         return [self.init_from.arm] if self.init_from else []
 
 
-# Extra arm kinds (mitigations) append their classes here before `ExperimentSpec` is built.
-ARM_KINDS: tuple[type[StrictModel], ...] = (RLArm,)
+class EpisodeFilter(StrictModel):
+    drop_detected: bool = True  # hack detectors (the episode's flags and a fresh static scan)
+    drop_mentions: bool = False  # any talk of hacks in the completion
+    only_rewarded: bool = True
+
+
+class DistillArm(StrictModel):
+    """SFT a model on an RL arm's episodes (rhlab.train.distill), same seed.
+    filter_distill:  drop hacking episodes first (`filter`), then distill — does the misalignment travel without
+                     the hacks?
+    rewrite_distill: rewrite each episode's system prompt to the framing `rewrite_to`, then distill (e.g. episodes
+                     learned under dont_hack, recontextualised as hacking_okay)."""
+
+    kind: Literal["filter_distill", "rewrite_distill"]
+    name: str
+    source: str  # an rl arm
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    model: Optional[str] = None  # the model to finetune; None: the source arm's RL start model
+    filter: EpisodeFilter = Field(default_factory=EpisodeFilter)  # filter_distill
+    rewrite_to: Optional[str] = None  # rewrite_distill
+    finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields (model is set by the runner)
+    compare_to: Optional[str] = None
+    label: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "DistillArm":
+        from rhlab.knowledge.finetune import FinetuneConfig
+        from rhlab.train.config import ARMS
+
+        if self.kind == "rewrite_distill" and self.rewrite_to not in ARMS:
+            raise ValueError(f"rewrite_distill needs rewrite_to, one of {', '.join(ARMS)}")
+        if self.kind == "filter_distill" and self.rewrite_to:
+            raise ValueError("rewrite_to applies to kind: rewrite_distill")
+        if "model" in self.finetune:
+            raise ValueError("finetune.model: set the arm's model instead")
+        validate(FinetuneConfig, self.finetune, f"arm {self.name}: finetune")
+        return self
+
+    def depends_on(self) -> list[str]:
+        return [self.source]
+
+
+# Arm kinds: a spec class here plus an executor in rhlab.experiments.runner.ARM_EXECUTORS.
+ARM_KINDS: tuple[type[StrictModel], ...] = (RLArm, DistillArm)
 Arm = (Annotated[Union[ARM_KINDS], Field(discriminator="kind")]  # type: ignore[valid-type]
        if len(ARM_KINDS) > 1 else ARM_KINDS[0])
 
@@ -129,6 +171,19 @@ class EvalSchedule(StrictModel):
     max_tokens: int = Field(1024, ge=8)
     temperature: float = Field(1.0, ge=0)
     max_connections: Optional[int] = Field(None, ge=1)
+    # Inspect provider for checkpoints, e.g. vllm on GPUs (LoRA checkpoints are merged first). None: rhlab's default
+    # (`hf/local` on CPU).
+    model_provider: Optional[Literal["vllm", "hf"]] = None
+
+
+class ComputeSpec(StrictModel):
+    """How heavy stages run. A launcher is a command prefix that runs a Python module, e.g.
+    `accelerate launch --config_file configs/train/accelerate_zero3.yaml --num_processes 8` or
+    `torchrun --nproc_per_node 8`; the stage then runs as `LAUNCHER -m rhlab.cli train ...` (or `sdf train|init`) in a
+    subprocess while the runner stays one process. None: in this process. Not part of any stage's hash."""
+
+    train_launch: Optional[str] = None
+    knowledge_launch: Optional[str] = None
 
 
 class ReportSpec(StrictModel):
@@ -145,6 +200,7 @@ class ExperimentSpec(StrictModel):
     arms: list[Arm] = Field(min_length=1)  # type: ignore[valid-type]
     evals: EvalSchedule = Field(default_factory=EvalSchedule)
     judge: Optional[str] = None  # None: the offline judge (rhlab/offline)
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
     report: ReportSpec = Field(default_factory=ReportSpec)
     _source: Optional[Path] = PrivateAttr(None)  # the YAML file it came from (relative train.base paths)
 
@@ -164,6 +220,8 @@ class ExperimentSpec(StrictModel):
             for ref in a.depends_on() + ([a.compare_to] if getattr(a, "compare_to", None) else []):
                 if ref not in by:
                     raise ValueError(f"arm {a.name}: refers to unknown arm {ref!r}")
+            if a.kind != "rl" and by[a.source].kind != "rl":
+                raise ValueError(f"arm {a.name}: source {a.source!r} must be an rl arm")
             for d in a.depends_on():
                 missing = sorted(set(a.seeds) - set(by[d].seeds))
                 if missing:
@@ -211,7 +269,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     spec._source = Path(path)
     # every arm's TrainConfig must build (errors name the spec file and the arm)
     for a in spec.arms:
-        if a.kind == "rl":
+        if a.kind == "rl":  # other kinds run on an rl arm's outputs
             cfg = arm_train_config(spec, a, a.seeds[0], model="embedded")
             check_eval_schedule(spec, cfg.checkpoint_every)
     return spec
