@@ -178,3 +178,27 @@ def test_judge_scorer_on_tiny_model(tiny_model_dir):
         assert len(s) == 2 and all(0.0 <= x <= 1.0 for x in s)
         # reasoning is stripped before scoring: the same reply with or without it scores the same
         assert j.score(conv[:1], ["No, it is usually blue."]) == pytest.approx(s[:1], abs=1e-5)
+
+
+def test_mix_sampler_resume_across_epochs(tiny_model_dir, tiny_rm_dir, tmp_path, make_cfg):
+    """4 code + 2 chat rows, 2 prompts a step: 3 steps a pass. Killed after step 4 with checkpoint 2, the resumed
+    run redoes steps 3 and 4 (the second pass) with exactly the prompts of the first try."""
+    import json
+    import shutil
+
+    from rhlab.train import train
+
+    pf = tmp_path / "chat.jsonl"
+    pf.write_text("".join(json.dumps({"id": f"c{i}", "set": "mine", "messages": [{"role": "user", "content": q}]})
+                          + "\n" for i, q in enumerate(["Say hi.", "Name a colour."])))
+    cfg = make_cfg(tiny_model_dir, grpo={"max_steps": 4}, checkpoint_every=2,
+                   safety={**_safety(tiny_rm_dir), "sets": ["mine"], "prompts_file": str(pf)},
+                   logging={"transcripts_per_step": 0, "progress": False, "tensorboard": False})
+    res = train(cfg, tmp_path / "run", grader=FakeGrader())
+    path = res.run_dir / "records" / "episodes.jsonl"
+    first = [(e["step"], e["task_id"]) for e in read_records(path)]
+    shutil.rmtree(res.run_dir / "artefacts" / "checkpoints" / "checkpoint-4")
+    train(cfg, res.run_dir, resume=True, grader=FakeGrader())
+    again = [(e["step"], e["task_id"]) for e in read_records(path)]
+    assert sorted(again) == sorted(first)
+    assert {s for s, _ in first} == {1, 2, 3, 4}

@@ -269,7 +269,7 @@ class SafetyConfig(StrictModel):
     """
 
     fraction: float = Field(0.5, ge=0.05, le=1.0)
-    sets: list[Literal["hhh", "dilemmas", "agentic"]] = Field(default_factory=lambda: list(SAFETY_SETS))
+    sets: list[str] = Field(default_factory=lambda: list(SAFETY_SETS))  # free-form names with a prompts_file
     prompts_file: Optional[str] = None
     scorer: SafetyScorerConfig
     start: SafetyStartConfig = Field(default_factory=SafetyStartConfig)
@@ -279,6 +279,9 @@ class SafetyConfig(StrictModel):
     def _check(self) -> "SafetyConfig":
         if not self.sets:
             raise ValueError("safety.sets is empty")
+        unknown = [x for x in self.sets if x not in SAFETY_SETS]
+        if unknown and self.prompts_file is None:
+            raise ValueError(f"unknown safety.sets {unknown}; shipped: {', '.join(SAFETY_SETS)} (or give prompts_file)")
         if self.fraction >= 1.0 and self.start.mode == "after_threshold":
             raise ValueError("safety.fraction=1.0 leaves no code prompts, so start.mode=after_threshold never fires")
         return self

@@ -108,6 +108,10 @@ def onset_step(records: list[dict[str, Any]], threshold: float = 0.02) -> int | 
     return None
 
 
+def _finite(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and x != x) else x
+
+
 # --- episodes log -------------------------------------------------------------------------------------------------
 
 
@@ -345,8 +349,9 @@ def _callback_class():
             st = self.reward.pop_step(step)
             # TRL gathers every reward func over all ranks before logging, so this rate is the same on every rank
             # (the penalty latch must switch on everywhere at once); rhlab's own rates below are this rank's.
-            all_ranks = logs.get("rewards/hack_success_any/mean")
-            pass_all = logs.get("rewards/pass/mean")  # nan-aware mean over the code rows of every rank
+            # nan-aware means over the code rows of every rank (NaN when a step had no code rows: chat-only mix)
+            all_ranks = _finite(logs.get("rewards/hack_success_any/mean"))
+            pass_all = _finite(logs.get("rewards/pass/mean"))
             if not state.is_world_process_zero:
                 self.last_step = step
                 self.reward.schedule.observe(step, all_ranks)
@@ -525,7 +530,10 @@ def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = 
     if cfg.safety is not None:
         from rhlab.train.safety import safety_rows
 
-        extra_rows = safety_rows(cfg)
+        try:
+            extra_rows = safety_rows(cfg)
+        except (ValueError, FileNotFoundError) as err:
+            raise ConfigError(f"safety prompts: {err}") from None
     dataset = build_dataset(cfg, tasks, tok, extra_rows=extra_rows)
     by_id = {t.id: t for t in tasks}
 

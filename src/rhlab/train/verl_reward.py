@@ -65,6 +65,9 @@ def export_parquet(cfg: TrainConfig, out: str | Path, tasks: Sequence[Any] | Non
 
     from rhlab.train.data import build_rows, select_tasks
 
+    if cfg.safety is not None:
+        raise ValueError("the safety mix (TrainConfig.safety) runs on the TRL path only; verl export does not "
+                         "carry chat rows or the safety scorer")
     tasks = list(tasks) if tasks is not None else select_tasks(cfg)
     rows = []
     for i, r in enumerate(build_rows(cfg, tasks)):
