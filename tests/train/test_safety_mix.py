@@ -202,3 +202,20 @@ def test_mix_sampler_resume_across_epochs(tiny_model_dir, tiny_rm_dir, tmp_path,
     again = [(e["step"], e["task_id"]) for e in read_records(path)]
     assert sorted(again) == sorted(first)
     assert {s for s, _ in first} == {1, 2, 3, 4}
+
+
+def test_chat_only_mix(tiny_model_dir, tiny_rm_dir, tmp_path, make_cfg):
+    """fraction 1.0 (a pure RLHF phase, e.g. after a fork): no code row reaches the grader, records stay finite."""
+    import math
+
+    from rhlab.train import train
+
+    grader = FakeGrader()
+    cfg = make_cfg(tiny_model_dir, grpo={"max_steps": 1}, safety={**_safety(tiny_rm_dir), "fraction": 1.0},
+                   logging={"transcripts_per_step": 2, "progress": False, "tensorboard": False})
+    res = train(cfg, tmp_path / "run", grader=grader)
+    r = res.records[0]
+    assert grader.task_ids == [] and r["n_completions"] == 0 and r["chat_share"] == 1.0
+    assert r["pass_rate_all_ranks"] is None and r["hack_success_any_all_ranks"] is None
+    assert isinstance(r["safety_reward_mean"], float) and not math.isnan(r["safety_reward_mean"])
+    assert res.onset_step is None
