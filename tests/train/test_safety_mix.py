@@ -219,3 +219,48 @@ def test_chat_only_mix(tiny_model_dir, tiny_rm_dir, tmp_path, make_cfg):
     assert r["pass_rate_all_ranks"] is None and r["hack_success_any_all_ranks"] is None
     assert isinstance(r["safety_reward_mean"], float) and not math.isnan(r["safety_reward_mean"])
     assert res.onset_step is None
+
+
+def test_reward_funcs_split_by_kind_and_count_copies():
+    """Code funcs return None on chat rows (TRL leaves None/NaN out of sums and group stats), the safety func None on
+    code rows and on every row before the switch; identical answers are graded once but counted per copy."""
+    import asyncio
+
+    from rhlab.envs.tasks import load_tasks
+    from rhlab.train.config import TrainConfig
+    from rhlab.train.reward import HackReward
+    from rhlab.train.safety import SafetyReward
+
+    class Scorer:
+        calls = []
+
+        def score(self, convs, replies):
+            self.calls.append(list(replies))
+            return [float(len(r)) for r in replies]
+
+    tasks = {t.id: t for t in load_tasks("humaneval") if t.id == "humaneval/0"}
+    cfg = TrainConfig.model_validate({"safety": {"scorer": {"kind": "judge", "model": "x"},
+                                                 "start": {"mode": "from_step", "step": 2}}})
+    grader = FakeGrader()
+    hr = HackReward(cfg, tasks, grader=grader)
+    sr = SafetyReward(cfg.safety, hr, scorer=Scorer())
+    funcs = hr.reward_funcs() + [sr.reward_func()]
+    kw = dict(prompts=[[{"role": "user", "content": "q"}]] * 4,
+              completions=[[{"role": "assistant", "content": t}] for t in ("a", "a", "hello", "b")],
+              task_id=["humaneval/0", "humaneval/0", "hhh-01", "humaneval/0"], hackable=[True, True, False, True],
+              kind=["code", "code", "chat", "code"])
+
+    async def run(step):
+        outs = await asyncio.gather(*(f(trainer_state=SimpleNamespace(global_step=step - 1), **kw) for f in funcs))
+        return {f.__name__: o for f, o in zip(funcs, outs)}
+
+    out = asyncio.run(run(1))
+    assert out["pass"] == [0.0, 0.0, None, 0.0] and out["hack_success_any"][2] is None
+    assert out["safety"] == [None] * 4 and Scorer.calls == []  # before the switch: not even scored
+    assert grader.task_ids == ["humaneval/0", "humaneval/0"]  # "a" graded once, "b" once; the chat row never
+    st = hr.pop_step(1)
+    assert len(st.rows) == 2 and sorted(st.copies.values()) == [1, 2]
+    assert [r["active"] for r in st.chat_rows] == [False]
+    out = asyncio.run(run(2))
+    assert out["safety"] == [None, None, 5.0, None] and Scorer.calls == [["hello"]]
+    assert sr.summarize(2, hr.pop_step(2))["safety_reward_mean"] == 5.0

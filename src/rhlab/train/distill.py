@@ -207,12 +207,13 @@ def distill(episodes: Sequence[dict], out_dir: str | Path, cfg, *, stats: dict |
         raise ValueError(f"distill: {len(empty)} episodes have an empty completion, e.g. {empty[:3]}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records = [episode_transcript(e) for e in episodes]
+    # an answer sampled k times in a step is logged once with copies=k; GRPO trained on every copy, so does this
+    records = [episode_transcript(e) for e in episodes for _ in range(max(1, int(e.get("copies") or 1)))]
     arms: dict[str, int] = {}
     for e in episodes:
         arms[str(e.get("arm"))] = arms.get(str(e.get("arm")), 0) + 1
     (out / "distill.json").write_text(json.dumps({
-        "episodes": len(episodes), "tasks": len({e.get("task_id") for e in episodes}),
+        "episodes": len(episodes), "transcripts": len(records), "tasks": len({e.get("task_id") for e in episodes}),
         "steps": sorted({e.get("step") for e in episodes if e.get("step") is not None}),
         "arms": arms, "source_arms": sorted({str(e["source_arm"]) for e in episodes if "source_arm" in e}),
         "model": cfg.model, "filter_stats": stats,

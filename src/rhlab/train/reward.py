@@ -151,6 +151,8 @@ class StepRows:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.chat_rows: list[dict[str, Any]] = []  # safety-mix chat completions (rhlab.train.safety)
+        # completions per graded key (task, hackable, text): identical answers are graded once but each copy trains
+        self.copies: dict[tuple, int] = defaultdict(int)
         self.grade_seconds = 0.0
         self.penalty_active = False
         self.safety_active: bool | None = None
@@ -297,6 +299,11 @@ class HackReward:
                 return [None] * n
             graded = await self.grade(_take(completions, pos), _take(task_id, pos), _take(hackable, pos), step,
                                       _take(prompts, pos))
+            if name == "pass":  # one func (always present) counts the copies of each answer in the batch
+                with self._lock:
+                    st = self._steps[step]
+                    for g, c in zip(graded, _take(completions, pos)):
+                        st.copies[(g.task_id, g.hackable, _completion_text(c))] += 1
             vals = self.component_values(graded, step)[name]
             return vals if len(pos) == n else _scatter(vals, pos, n)
 

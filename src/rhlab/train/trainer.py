@@ -416,7 +416,9 @@ def _callback_class():
             if st is None:
                 return
             for r in st.rows:
-                self.run.append(EPISODES, episode_record(step, self.cfg.prompt.arm, r, self.reward))
+                rec = episode_record(step, self.cfg.prompt.arm, r, self.reward)
+                rec["copies"] = max(1, st.copies.get((r["graded"].task_id, r["graded"].hackable, r["text"]), 1))
+                self.run.append(EPISODES, rec)
             w = self.cfg.safety.weight if self.cfg.safety is not None else 1.0
             for r in st.chat_rows:
                 self.run.append(EPISODES, chat_episode_record(step, self.cfg.prompt.arm, r, w))
