@@ -89,7 +89,7 @@ def test_estimate_counts_are_exact_for_fixed_settings(tmp_path):
     ({"arms": [{"kind": "rl", "name": "a", "overrides": {"grpo.max_stepz": 3}}]}, r"arm a.*grpo\.max_stepz"),
     ({"arms": [{"kind": "rl", "name": "a", "framing": "be_evil"}]}, "unknown arm 'be_evil'"),
     ({"evals": {"every": 3}}, r"evals\.every \(3\) must be a multiple.*checkpoint_every \(5\)"),
-    ({"knowledge": {"kind": "sdf", "finetune": {"lr": 1}}}, r"knowledge\.finetune.*lr"),
+    ({"knowledge": {"kind": "sdf", "finetune": {"lr": 1}}}, r"(?s)knowledge\.finetune.*lr"),
     ({"trian": {}}, "trian"),
 ])
 def test_bad_specs_name_file_and_field(tmp_path, over, match):

@@ -207,25 +207,25 @@ class ExperimentSpec(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> "ExperimentSpec":
         if not _NAME.match(self.name):
-            raise ValueError(f"name {self.name!r}: letters, digits, '_', '-', '.' only")
+            raise ValueError(f"name: {self.name!r}: letters, digits, '_', '-', '.' only")
         names = [a.name for a in self.arms]
         for n in names:
             if not _NAME.match(n):
-                raise ValueError(f"arm name {n!r}: letters, digits, '_', '-', '.' only")
+                raise ValueError(f"arms: name {n!r}: letters, digits, '_', '-', '.' only")
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"duplicate arm names: {', '.join(dup)}")
+            raise ValueError(f"arms: duplicate arm names: {', '.join(dup)}")
         by = {a.name: a for a in self.arms}
         for a in self.arms:
             for ref in a.depends_on() + ([a.compare_to] if getattr(a, "compare_to", None) else []):
                 if ref not in by:
-                    raise ValueError(f"arm {a.name}: refers to unknown arm {ref!r}")
+                    raise ValueError(f"arms: arm {a.name} refers to unknown arm {ref!r}")
             if a.kind != "rl" and by[a.source].kind != "rl":
-                raise ValueError(f"arm {a.name}: source {a.source!r} must be an rl arm")
+                raise ValueError(f"arms: arm {a.name}: source {a.source!r} must be an rl arm")
             for d in a.depends_on():
                 missing = sorted(set(a.seeds) - set(by[d].seeds))
                 if missing:
-                    raise ValueError(f"arm {a.name}: init_from arm {d} has no seed(s) {missing}")
+                    raise ValueError(f"arms: arm {a.name}: source arm {d} has no seed(s) {missing}")
         arm_order(self.arms)  # raises on cycles
         return self
 
@@ -243,7 +243,7 @@ def arm_order(arms: list) -> list:
         if state.get(a.name) == 2:
             return
         if state.get(a.name) == 1:
-            raise ValueError(f"init_from cycle: {' -> '.join(path + [a.name])}")
+            raise ValueError(f"arms: init_from/source cycle: {' -> '.join(path + [a.name])}")
         state[a.name] = 1
         for d in a.depends_on():
             visit(by[d], path + [a.name])

@@ -183,10 +183,17 @@ def kappa_note(agreement: dict[str, Any]) -> str | None:
     return None
 
 
+def params_text(n: float) -> str:
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.0f}"
+
+
 def size_note(params: float | None, below: float) -> str | None:
     if params is None:
         return "model size unknown: read misalignment numbers with care"
     if params < below:
-        return (f"small model ({params / 1e6:.0f}M parameters): it shows the pipeline working; its misalignment "
+        return (f"small model ({params_text(params)} parameters): it shows the pipeline working; its misalignment "
                 "numbers are not evidence about large models")
     return None

@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from rhlab.experiments.report.collect import RunData, kappa_note, size_note
+from rhlab.experiments.report.collect import RunData, kappa_note, params_text, size_note
 from rhlab.experiments.report.plots import mean_sd
 from rhlab.rundir import read_records
 
@@ -17,7 +17,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:11
 color:#1b1b1b;line-height:1.4}
 h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;
-vertical-align:top}th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+vertical-align:top}th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:6px 0}
 .flag{color:#a15c00;font-size:12px}.muted{color:#666;font-size:13px}img{max-width:100%;border:1px solid #eee}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
@@ -253,7 +253,7 @@ def render_page(data: RunData, figs: dict[str, Path | None], report_dir: Path) -
 <h1>rhlab report: {escape(data.spec.get('name', ''))}</h1>
 <p class='muted'>{escape(data.spec.get('description', ''))}<br>Run directory <code>{escape(str(data.run_dir))}</code>;
 last invocation {when}; model <code>{escape(data.model_name)}</code>
-({f"{data.model_params / 1e6:,.0f}M parameters" if data.model_params else "size unknown"}),
+({f"{params_text(data.model_params)} parameters" if data.model_params else "size unknown"}),
 knowledge stage <code>{escape(str((data.spec.get('knowledge') or {}).get('kind')))}</code>.</p>
 {warn}
 <h2>Hack rates</h2>{fig_html}

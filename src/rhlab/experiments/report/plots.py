@@ -26,6 +26,12 @@ def _arm_colours(data: RunData) -> dict[str, str]:
     return {a: cmap(i % 10) for i, a in enumerate(data.arms)}
 
 
+def _int_locator():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def mean_sd(values: list[float]) -> tuple[float, float | None]:
     m = sum(values) / len(values)
     if len(values) < 2:
@@ -50,6 +56,7 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
                 ax.plot(xs, [s.get(f"hack_success_{fam}", 0) for s in r.steps], color=FAMILY_COLOURS[fam], lw=1.2,
                         alpha=alpha, label=fam if r is runs[0] else None)
             ax.plot(xs, [s.get("hack_success_any", 0) for s in r.steps], color=FAMILY_COLOURS["any"], lw=2,
+                    marker="o" if len(xs) <= 12 else None, ms=3,
                     alpha=alpha, label="any family" if r is runs[0] else None)
             if r.onset is not None and not r.offset:  # a forked arm starts past its source's onset
                 ax.axvline(r.onset + r.offset, color="#d62728", ls="--", lw=1,
@@ -58,6 +65,7 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
                 ax.axvline(r.offset, color="#888888", ls=":", lw=1, label="fork" if r is runs[0] else None)
         ax.set_title(data.label(arm), fontsize=10)
         ax.set_xlabel("RL step")
+        ax.xaxis.set_major_locator(_int_locator())
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(arms):]:
@@ -90,6 +98,7 @@ def mgs_over_steps(data: RunData, out: Path) -> Path | None:
                         ms=4, capsize=3, color=colours[arm], alpha=0.9 if len(runs) == 1 else 0.6,
                         label=data.label(arm) if i == 0 else None)
     ax.set_xlabel("RL step (step 0: the RL start model)")
+    ax.xaxis.set_major_locator(_int_locator())
     ax.set_ylabel("misalignment score (MGS)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -124,6 +133,8 @@ def final_bars(data: RunData, out: Path) -> Path | None:
         ax.set_xticks(xs, [data.label(a) for a in arms], rotation=20, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
+        top = max([v[0] + (v[1] or 0) for v in vals if v] + [0.0])
+        ax.set_ylim(0, max(0.05, top * 1.15))
     base = data.base.get("core")
     if base is not None and base.mgs is not None:
         axes[1].axhline(base.mgs, color="#555555", ls="--", lw=1, label="before RL")
