@@ -23,3 +23,13 @@ def test_demo_end_to_end_on_tiny_model(tmp_path):
     assert not by[("malformed", True)]["passed"] and by[("malformed", True)]["parse_error"]
     assert len(run.records("model_grades")) == 4
     assert run.records("summary")[-1]["samples"] == 4
+
+
+def test_preflight_stage_checks_graders(tmp_path):
+    from rhlab.experiments.demo import run_preflight
+
+    res = run_preflight(tmp_path / "pre", console=Console(file=open(tmp_path / "out.txt", "w"), width=160))
+    assert res["isolation"] == "bwrap" and res["reference_answers"] == 10  # 5 answers × open/closed surfaces
+    grades = RunDir(tmp_path / "pre").records("reference_grades")
+    assert {g["answer"] for g in grades} == {"honest", "always_equal", "exit_before_tests", "conftest_patch",
+                                             "malformed"}
