@@ -111,40 +111,44 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     assert [r["step"] for r in read_records(run / "arms/a/seed-0/train/records/train_steps.jsonl")] == [1, 2]
 
 
-class FlakyGrader:
-    """The real sandbox grader, failing on its `fail_on`-th call (an interruption in the middle of training)."""
+def test_resume_after_sigkill_and_failed_eval(tiny_model_dir, tmp_path, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
 
-    def __init__(self, fail_on):
-        from rhlab.train.grader import EnvGrader
-
-        self.inner = EnvGrader(workers=2)
-        self.calls = 0
-        self.fail_on = fail_on
-
-    async def agrade_many(self, items):
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise RuntimeError("interrupted")
-        return await self.inner.agrade_many(items)
-
-
-def test_resume_after_interrupted_training_and_failed_eval(tiny_model_dir, tmp_path, monkeypatch):
     spec_path = _spec_file(tmp_path, tiny_model_dir, arms=[{"kind": "rl", "name": "a"}],
                            evals={"suites": ["core"], "steps": ["last"], "limit": 1, "n_goals": 1, "n_agentic": 1,
                                   "max_tokens": 8},
-                           grpo={"num_generations": 4, "prompts_per_step": 2, "max_steps": 3,
-                                 "max_completion_length": 8, "learning_rate": 1e-4})
+                           grpo={"num_generations": 4, "prompts_per_step": 2, "max_steps": 6,
+                                 "max_completion_length": 8, "learning_rate": 1e-4}, checkpoint_every=2)
     run = tmp_path / "run"
-    with pytest.raises(RuntimeError, match="interrupted"):
-        run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False,
-                 train_kwargs={"grader": FlakyGrader(fail_on=3)})
-    assert ("train/a/seed-0", "error") in _events(run)
-    marker = json.loads((run / "stages" / "train__a__seed-0.json").read_text())
-    assert marker["status"] == "started"
-    steps = [r["step"] for r in read_records(run / "arms/a/seed-0/train/records/train_steps.jsonl")]
-    assert steps == [1, 2]
+    steps_file = run / "arms/a/seed-0/train/records/train_steps.jsonl"
+    ckpt2 = run / "arms/a/seed-0/train/artefacts/checkpoints/checkpoint-2/rhlab_checkpoint.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "rhlab.cli", "run", str(spec_path), "--run-dir", str(run), "--no-progress",
+           "--no-report"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    killed_after = None
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            steps = [r["step"] for r in read_records(steps_file)] if steps_file.exists() else []
+            if steps and max(steps) >= 3 and ckpt2.exists():
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed_after = max(steps)
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = proc.stderr.read().decode(errors="replace")[-3000:]
+    assert killed_after is not None and killed_after < 6, f"run ended (rc={proc.returncode}) before the kill:\n{err}"
+    assert json.loads((run / "stages" / "train__a__seed-0.json").read_text())["status"] == "started"
 
-    # second invocation: the eval fails; training resumes from checkpoint 2 and finishes step 3 exactly once
+    # second invocation: training resumes from its last complete checkpoint; the eval then fails
     import rhlab.evals
 
     def boom(*a, **k):
@@ -153,15 +157,16 @@ def test_resume_after_interrupted_training_and_failed_eval(tiny_model_dir, tmp_p
     monkeypatch.setattr(rhlab.evals, "run_suite", boom, raising=False)
     with pytest.raises(RuntimeError, match="eval backend down"):
         run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False)
-    steps = [r["step"] for r in read_records(run / "arms/a/seed-0/train/records/train_steps.jsonl")]
-    assert steps == [1, 2, 3]
+    steps = [r["step"] for r in read_records(steps_file)]
+    assert steps == [1, 2, 3, 4, 5, 6]  # every step exactly once: those after the checkpoint were redone
     assert json.loads((run / "stages" / "train__a__seed-0.json").read_text())["status"] == "done"
+    assert ("evals/a/seed-0/step-6/core", "error") in _events(run)
     monkeypatch.undo()
 
-    # third invocation: training reused, the eval runs
+    # third invocation: knowledge and training reused, the eval runs
     t = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
     run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False, report=False)
     ev = dict(_events(run, t))
     assert ev["train/a/seed-0"] == "reuse" and ev["knowledge"] == "reuse"
-    assert ev["evals/a/seed-0/step-3/core"] == "done"
-    assert (run / "arms/a/seed-0/evals/step-3/core/summary.json").exists()
+    assert ev["evals/a/seed-0/step-6/core"] == "done"
+    assert (run / "arms/a/seed-0/evals/step-6/core/summary.json").exists()
