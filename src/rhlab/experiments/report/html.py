@@ -208,7 +208,8 @@ def repro_section(data: RunData) -> str:
     kn = kappa_note(ag)
     kappa = "unknown" if ag.get("kappa") is None else f"{ag['kappa']:.2f}"
     judge = (f"<p>Judge: <code>{escape(data.judge)}</code>; measured agreement with labels: κ = {kappa}, accuracy "
-             f"{_pct(ag.get('accuracy'))}, n = {ag.get('n', '–')} ({escape(str(ag.get('source', ag.get('note', ''))))})"
+             f"{_pct(ag.get('accuracy'))}, n = {ag.get('n', '–')}"
+             + (f" ({escape(str(ag.get('source') or ag.get('note')))})" if ag.get("source") or ag.get("note") else "")
              + (f" <span class='flag'>⚠ {escape(kn)}</span>" if kn else "") + "</p>")
     vers = data.invocation.get("versions") or {}
     vt = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in vers.items() if v)
@@ -223,7 +224,7 @@ def repro_section(data: RunData) -> str:
             f"<details><summary>package versions</summary><table>{vt}</table></details>"
             f"<details><summary>stages and wall times (s)</summary><table><tr><th>stage</th><th>status</th>"
             f"<th>wall s</th></tr>{stages}</table></details>"
-            f"<details open><summary>spec (spec.yaml)</summary><pre>{escape(spec_text)}</pre></details>")
+            f"<details><summary>spec (spec.yaml)</summary><pre>{escape(spec_text)}</pre></details>")
 
 
 def render_page(data: RunData, figs: dict[str, Path | None], report_dir: Path) -> str:
