@@ -170,3 +170,30 @@ def test_resume_after_sigkill_and_failed_eval(tiny_model_dir, tmp_path, monkeypa
     assert ev["train/a/seed-0"] == "reuse" and ev["knowledge"] == "reuse"
     assert ev["evals/a/seed-0/step-6/core"] == "done"
     assert (run / "arms/a/seed-0/evals/step-6/core/summary.json").exists()
+
+
+def test_eval_model_provider_and_schedule(tmp_path, monkeypatch):
+    import rhlab.evals
+    from rhlab.experiments.runner import RunContext, eval_points, run_eval
+    from rhlab.experiments.stages import StageBook
+
+    seen = {}
+
+    def fake(model, suite="core", **kw):
+        seen.update(model=model, suite=suite, **kw)
+        return {"mgs": {"mgs": 0.1, "se": 0.01}, "judge": {"name": "j"}}
+
+    monkeypatch.setattr(rhlab.evals, "run_suite", fake, raising=False)
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"name": "s", "arms": [{"kind": "rl", "name": "a"}],
+                                 "train": {"config": {"checkpoint_every": 5, "grpo": {"max_steps": 20}}},
+                                 "evals": {"model_provider": "vllm", "limit": 3, "every": 10,
+                                           "steps": [0, "onset", "last", 5]}}))
+    spec = load_spec(p)
+    ctx = RunContext(spec, tmp_path, StageBook(tmp_path), _console(tmp_path))
+    res = run_eval(ctx, "Qwen/Qwen2.5-32B-Instruct", "core", tmp_path / "e")
+    assert seen["model"] == "vllm/Qwen/Qwen2.5-32B-Instruct" and seen["limit"] == 3 and res["mgs"] == 0.1
+    cks = [{"step": s, "path": f"c{s}"} for s in (5, 10, 15, 20)]
+    # 5 (listed), 10 and 20 (every 10), 15 (first checkpoint at or after onset 12), 20 (last)
+    assert [c["step"] for c in eval_points(spec, {"checkpoints": cks, "onset_step": 12})] == [5, 10, 15, 20]
+    assert [c["step"] for c in eval_points(spec, {"checkpoints": cks, "onset_step": None})] == [5, 10, 20]

@@ -311,10 +311,10 @@ def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
     from rhlab.evals import run_suite
 
     e = ctx.spec.evals
-    if e.model_provider and Path(model).exists():
+    if e.model_provider:  # e.g. vllm/<dir> or vllm/<HF id>; LoRA checkpoints are merged once (cached)
         from rhlab.models import resolve_model
 
-        model = f"{e.model_provider}/{resolve_model(model)}"  # LoRA checkpoints are merged once, cached
+        model = f"{e.model_provider}/{resolve_model(model)}"
     with ctx.console.status(f"{suite} suite on {model}"):
         s = run_suite(model, suite=suite, judge=ctx.spec.judge, limit=e.limit, log_dir=log_dir, n_goals=e.n_goals,
                       n_agentic=e.n_agentic, max_tokens=e.max_tokens, temperature=e.temperature,
