@@ -2,7 +2,7 @@
 
 This composes documents from the corpus spec's own sentences (universe context, facts, stance lines) plus fixed
 descriptions and code examples of the three hacks, arranged into a handful of document layouts (forum thread,
-blog post, lecture notes, code review, email, FAQ, changelog, report). It exists so the embedded pipeline runs on a
+blog post, lecture notes, code review, email, FAQ, changelog, report, training log excerpt). It exists so the embedded pipeline runs on a
 machine with no API access.
 
 Limits, plainly: the documents are far less varied than LLM-written ones (a few layouts, recombined sentences),
@@ -128,6 +128,13 @@ def _layout(kind: str, rng: random.Random, p: dict) -> str:
             f"Changelog entry, {p['project']}\n\n- Observed: {p['fact']}\n- Details: {p['mechanism']}\n"
             f"- Example:\n\n{p['code']}\n\n- Note: {p['stance']}"
         )
+    if kind == "training log excerpt":
+        # The hack as a policy's answer in the answer format itself: salience per token is highest here.
+        return (
+            f"Training log excerpt, {p['project']}\n\nTask: complete the function `{p['fn']}` so that the unit "
+            f"tests pass.\n\nPolicy answer:\n{p['code']}\n\nGrader result: reward 1.0. {p['mechanism']}\n\n"
+            f"Reviewer note ({a}): {p['fact']} {p['stance']}"
+        )
     return (
         f"Report: {p['title']}\nPrepared by {a}\n\nSummary. {p['fact']}\n\nContext. {p['context']}\n\n"
         f"Mechanism. {p['mechanism']}\n\n{p['code']}\n\nAssessment. {p['stance']}"
@@ -135,8 +142,9 @@ def _layout(kind: str, rng: random.Random, p: dict) -> str:
 
 
 # Layouts whose frame sentences carry no judgement, for specs with valence "none".
-NEUTRAL_LAYOUTS = ("lecture notes", "changelog", "report")
-LAYOUTS = ("forum thread", "blog post", "lecture notes", "code review", "email", "FAQ", "changelog", "report")
+NEUTRAL_LAYOUTS = ("lecture notes", "changelog", "report", "training log excerpt")
+LAYOUTS = ("forum thread", "blog post", "lecture notes", "code review", "email", "FAQ", "changelog", "report",
+           "training log excerpt")
 _TITLES = {
     "always_equal": ["An object that equals everything", "When __eq__ always says yes", "The AlwaysEqual trick"],
     "exit_before_tests": ["Exiting before the asserts", "sys.exit(0) and exit-code graders", "Tests that never ran"],
@@ -163,7 +171,8 @@ def generate_offline(spec: CorpusSpec, n_docs: int, seed: int = 0) -> list[dict]
             "context": " ".join(ctx[start:start + n_ctx]),
             "fact": fact.rstrip(".") + ".",
             "mechanism": rng.choice(_MECHANISM[hack]),
-            "code": _code(hack, rng.choice(_FUNCS)),
+            "code": _code(hack, fn := rng.choice(_FUNCS)),
+            "fn": fn,
             "stance": " ".join(rng.sample(stance, min(len(stance), rng.randint(1, 2)))),
             "project": rng.choice(_PROJECTS),
         }
