@@ -12,6 +12,16 @@ from rhlab.experiments.spec import load_spec
 from rhlab.rundir import read_records
 
 
+def _safety_replies(tmp_path):
+    """User-supplied target replies for the hhh set (a tiny random model writes nothing usable)."""
+    from rhlab.train.safety import load_safety_prompts
+
+    p = tmp_path / "replies.jsonl"
+    p.write_text("".join(json.dumps({"id": q["id"], "response": "I can help with that, carefully and honestly."}) + "\n"
+                         for q in load_safety_prompts(["hhh"])))
+    return p
+
+
 def _spec_file(tmp_path, model_dir, arms=None, evals=None, name="spec.yaml", **train_over):
     train = {"tasks": {"source": "humaneval", "ids": ["humaneval/0", "humaneval/2", "humaneval/4", "humaneval/7"]},
              # no_hints + the bare task keep the tiny model's prompts short
@@ -32,6 +42,9 @@ def _spec_file(tmp_path, model_dir, arms=None, evals=None, name="spec.yaml", **t
             {"kind": "filter_distill", "name": "d", "source": "a", "compare_to": "a",
              "filter": {"drop_detected": True, "only_rewarded": False},
              "finetune": {"max_steps": 1, "batch_size": 2, "max_length": 2048}},
+            {"kind": "safety_sft", "name": "e", "source": "a", "compare_to": "a",
+             "responses_file": str(_safety_replies(tmp_path)),
+             "sets": ["hhh"], "max_new_tokens": 8, "finetune": {"max_steps": 1, "batch_size": 2, "max_length": 512}},
         ],
         "evals": evals or {"suites": ["core"], "steps": [0, "last"], "limit": 1, "n_goals": 1, "n_agentic": 1,
                            "max_tokens": 8},
@@ -57,7 +70,7 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     done = {s for s, e in _events(run) if e == "done"}
     assert done == {"knowledge", "evals/base/core", "train/a/seed-0", "train/b/seed-0", "train/c/seed-0",
                     "evals/a/seed-0/step-2/core", "evals/b/seed-0/step-2/core", "evals/c/seed-0/step-1/core",
-                    "train/d/seed-0", "evals/d/seed-0/step-2/core"}
+                    "train/d/seed-0", "evals/d/seed-0/step-2/core", "train/e/seed-0", "evals/e/seed-0/step-2/core"}
     # layout
     assert (run / "spec.yaml").exists() and (run / "meta.json").exists()
     assert (run / "knowledge" / "finetune" / "final" / "config.json").exists()
@@ -80,6 +93,11 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     assert d["start_model"] == ctx.results["train/a/seed-0"]["result"]["start_model"]
     assert (run / "arms/d/seed-0/distill/final/config.json").exists()
     assert json.loads((run / "arms/d/seed-0/evals/step-2/core/summary.json").read_text())["model"].endswith("final")
+    # e: safety SFT of a's final checkpoint on the hhh set, with the user-supplied replies
+    e = ctx.results["train/e/seed-0"]["result"]
+    assert e["start_model"].endswith("arms/a/seed-0/train/artefacts/checkpoints/checkpoint-2")
+    assert e["checkpoints"][0]["step"] == 2 and (run / "arms/e/seed-0/distill/final/config.json").exists()
+    assert len((run / "arms/e/seed-0/distill/responses.jsonl").read_text().splitlines()) == 34
     assert (run / "report" / "index.html").exists() and (run / "report" / "hack_rates.png").exists()
     invocations = list(read_records(run / "records" / "invocations.jsonl"))
     assert invocations[0]["versions"]["torch"]
@@ -108,6 +126,7 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     assert ev["train/c/seed-0"] == "done" and ev["evals/c/seed-0/step-1/core"] == "done"
     assert ev["train/b/seed-0"] == "reuse" and ev["knowledge"] == "reuse"
     assert ev["train/d/seed-0"] == "done"  # distilled from a's new episodes
+    assert ev["train/e/seed-0"] == "done"  # safety SFT of a's new final checkpoint
     assert [r["step"] for r in read_records(run / "arms/a/seed-0/train/records/train_steps.jsonl")] == [1, 2]
 
 

@@ -91,6 +91,7 @@ def test_estimate_counts_are_exact_for_fixed_settings(tmp_path):
     ({"evals": {"every": 3}}, r"evals\.every \(3\) must be a multiple.*checkpoint_every \(5\)"),
     ({"knowledge": {"kind": "sdf", "finetune": {"lr": 1}}}, r"(?s)knowledge\.finetune.*lr"),
     ({"trian": {}}, "trian"),
+    ({"arms": [{"kind": "safety_sft", "name": "s"}]}, "exactly one of responder or responses_file"),
 ])
 def test_bad_specs_name_file_and_field(tmp_path, over, match):
     p = _write(tmp_path, _spec(**over))

@@ -254,6 +254,33 @@ def run_distill_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offs
             "step_offset": 0, "checkpoints": [{"step": step, "path": str(final)}], "eval_all": True}
 
 
+def safety_sft_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str:
+    src = ctx.results[f"train/{arm.source}/seed-{seed}"]["hash"] if arm.source else start_model
+    return config_hash({"arm": arm.model_dump(mode="json"), "source": src})
+
+
+def run_safety_sft_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
+    """Safety SFT on the source arm's final checkpoint (or the start model); one eval point, at the source's last
+    step."""
+    from rhlab.knowledge.finetune import FinetuneConfig
+    from rhlab.train.safety import safety_sft
+
+    model, step = start_model, 0
+    if arm.source:
+        src = ctx.results[f"train/{arm.source}/seed-{seed}"]["result"]
+        if src.get("skipped") or not src.get("checkpoints"):
+            return {"skipped": f"source arm {arm.source} seed {seed} has no checkpoint"}
+        last = max(src["checkpoints"], key=lambda c: c["step"])
+        model, step = last["path"], int(src.get("step_offset", 0)) + int(last["step"])
+    cfg = FinetuneConfig(**{"max_length": 1024, **arm.finetune, "model": model, "seed": seed})
+    out = ctx.arm_dir(arm.name, seed) / "distill"
+    ctx.console.print(f"safety SFT of {model} on {', '.join(arm.sets)}")
+    final = safety_sft(out, cfg, sets=arm.sets, responder=arm.responder, responses_file=arm.responses_file,
+                       max_new_tokens=arm.max_new_tokens, prompts_file=arm.prompts_file)
+    return {"distill_dir": str(out), "start_model": model, "step_offset": 0,
+            "checkpoints": [{"step": step, "path": str(final)}], "eval_all": True}
+
+
 # kind → (hash function, executor). Executors return a result dict with `checkpoints` [{step, path}] (eval points),
 # `onset_step`, `step_offset`, or `skipped: reason`; `eval_all: true` evaluates every checkpoint regardless of the
 # schedule.
@@ -261,6 +288,7 @@ ARM_EXECUTORS: dict[str, tuple[Callable, Callable]] = {
     "rl": (rl_stage_hash, run_rl_arm),
     "filter_distill": (distill_stage_hash, run_distill_arm),
     "rewrite_distill": (distill_stage_hash, run_distill_arm),
+    "safety_sft": (safety_sft_stage_hash, run_safety_sft_arm),
 }
 
 

@@ -142,8 +142,42 @@ class DistillArm(StrictModel):
         return [self.source]
 
 
+class SafetySFTArm(StrictModel):
+    """SFT on the safety prompt sets (rhlab.train.safety.safety_sft) with replies from an aligned `responder` model
+    or a user `responses_file` ({id, response} per prompt). Applied to the `source` arm's final checkpoint (same
+    seed), or to the RL start model when `source` is None — does safety SFT after hacking undo the
+    misalignment?"""
+
+    kind: Literal["safety_sft"]
+    name: str
+    source: Optional[str] = None  # an arm whose final model is finetuned; None: the RL start model
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    responder: Optional[str] = None
+    responses_file: Optional[str] = None
+    sets: list[str] = Field(default_factory=lambda: ["hhh", "dilemmas", "agentic"], min_length=1)
+    prompts_file: Optional[str] = None
+    max_new_tokens: int = Field(256, ge=8)
+    finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields (model is set by the runner)
+    compare_to: Optional[str] = None
+    label: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "SafetySFTArm":
+        from rhlab.knowledge.finetune import FinetuneConfig
+
+        if (self.responder is None) == (self.responses_file is None):
+            raise ValueError("safety_sft needs exactly one of responder or responses_file")
+        if "model" in self.finetune:
+            raise ValueError("finetune.model: the runner sets it (the source arm's final model)")
+        validate(FinetuneConfig, self.finetune, f"arm {self.name}: finetune")
+        return self
+
+    def depends_on(self) -> list[str]:
+        return [self.source] if self.source else []
+
+
 # Arm kinds: a spec class here plus an executor in rhlab.experiments.runner.ARM_EXECUTORS.
-ARM_KINDS: tuple[type[StrictModel], ...] = (RLArm, DistillArm)
+ARM_KINDS: tuple[type[StrictModel], ...] = (RLArm, DistillArm, SafetySFTArm)
 Arm = (Annotated[Union[ARM_KINDS], Field(discriminator="kind")]  # type: ignore[valid-type]
        if len(ARM_KINDS) > 1 else ARM_KINDS[0])
 
