@@ -45,6 +45,11 @@ def _spec_file(tmp_path, model_dir, arms=None, evals=None, name="spec.yaml", **t
             {"kind": "safety_sft", "name": "e", "source": "a", "compare_to": "a",
              "responses_file": str(_safety_replies(tmp_path)),
              "sets": ["hhh"], "max_new_tokens": 8, "finetune": {"max_steps": 1, "batch_size": 2, "max_length": 512}},
+            {"kind": "rewrite_distill", "name": "f", "source": "a", "rewrite_to": "hacking_okay", "compare_to": "a",
+             "finetune": {"max_steps": 1, "batch_size": 2, "max_length": 2048}},
+            {"kind": "rl", "name": "g", "compare_to": "a", "overrides": {"safety": {
+                "fraction": 0.5, "sets": ["hhh"], "scorer": {"kind": "judge", "model": str(model_dir),
+                                                             "judge_mode": "yes_no"}}}},
         ],
         "evals": evals or {"suites": ["core"], "steps": [0, "last"], "limit": 1, "n_goals": 1, "n_agentic": 1,
                            "max_tokens": 8},
@@ -70,7 +75,8 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     done = {s for s, e in _events(run) if e == "done"}
     assert done == {"knowledge", "evals/base/core", "train/a/seed-0", "train/b/seed-0", "train/c/seed-0",
                     "evals/a/seed-0/step-2/core", "evals/b/seed-0/step-2/core", "evals/c/seed-0/step-1/core",
-                    "train/d/seed-0", "evals/d/seed-0/step-2/core", "train/e/seed-0", "evals/e/seed-0/step-2/core"}
+                    "train/d/seed-0", "evals/d/seed-0/step-2/core", "train/e/seed-0", "evals/e/seed-0/step-2/core",
+                    "train/f/seed-0", "evals/f/seed-0/step-2/core", "train/g/seed-0", "evals/g/seed-0/step-2/core"}
     # layout
     assert (run / "spec.yaml").exists() and (run / "meta.json").exists()
     assert (run / "knowledge" / "finetune" / "final" / "config.json").exists()
@@ -98,6 +104,11 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     assert e["start_model"].endswith("arms/a/seed-0/train/artefacts/checkpoints/checkpoint-2")
     assert e["checkpoints"][0]["step"] == 2 and (run / "arms/e/seed-0/distill/final/config.json").exists()
     assert len((run / "arms/e/seed-0/distill/responses.jsonl").read_text().splitlines()) == 34
+    # f: a's episodes under the hacking_okay system prompt; g: RL with half of each step's prompts from the chat set
+    assert ctx.results["train/f/seed-0"]["result"]["episodes"] == 16
+    assert (run / "arms/f/seed-0/distill/final/config.json").exists()
+    g_recs = list(read_records(run / "arms/g/seed-0/train/records/train_steps.jsonl"))
+    assert [r["chat_share"] for r in g_recs] == [0.5, 0.5] and all(r["safety_active"] for r in g_recs)
     assert (run / "report" / "index.html").exists() and (run / "report" / "hack_rates.png").exists()
     invocations = list(read_records(run / "records" / "invocations.jsonl"))
     assert invocations[0]["versions"]["torch"]
