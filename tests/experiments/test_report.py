@@ -29,6 +29,9 @@ def test_mitigation_verdicts_follow_the_numbers(synthetic_run):
     fork = rows["penalty_after_onset"]
     # hacking stopped; MGS 5% is more than 2 SE above the start model's 2% but well below the reference's 15%
     assert fork["hacking"][0] == "yes" and fork["misalignment"][0] == "partly"
+    # misalignment split into chat-like and agentic evals (every eval here carries the point's MGS)
+    assert fork["chat"].startswith("5.0%") and fork["agentic"].startswith("5.0%")
+    assert fork["ref_chat"].startswith("15.0%") and fork["ref_agentic"].startswith("15.0%")
 
 
 def test_report_page_and_figures(synthetic_run):
@@ -43,6 +46,7 @@ def test_report_page_and_figures(synthetic_run):
     for ev in ("em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer", "frame_colleague"):
         assert f"<td>{ev}</td>" in html
     assert "before RL" in html and "penalty_after_onset" in html
+    assert "misaligned, chat-like evals" in html and "misaligned, agentic evals" in html
     assert "15.0% ± 1.4" in html  # hacking_okay's final MGS: mean of 16% and 14% ± their SD
     # the judge's measured κ (0.39) is below 0.6: said next to the MGS numbers
     assert "κ = 0.39 &lt; 0.6" in html or "κ = 0.39 < 0.6" in html
