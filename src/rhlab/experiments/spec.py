@@ -106,6 +106,15 @@ class EpisodeFilter(StrictModel):
     only_rewarded: bool = True
 
 
+def _check_finetune(finetune: dict[str, Any], arm: str, model_hint: str) -> None:
+    """An arm's FinetuneConfig fields: valid, and without `model` (the runner chooses it)."""
+    from rhlab.knowledge.finetune import FinetuneConfig
+
+    if "model" in finetune:
+        raise ValueError(f"finetune.model: {model_hint}")
+    validate(FinetuneConfig, finetune, f"arm {arm}: finetune")
+
+
 class DistillArm(StrictModel):
     """SFT a model on an RL arm's episodes (rhlab.train.distill), same seed.
     filter_distill:  drop hacking episodes first (`filter`), then distill — does the misalignment travel without
@@ -126,16 +135,13 @@ class DistillArm(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> "DistillArm":
-        from rhlab.knowledge.finetune import FinetuneConfig
         from rhlab.train.config import ARMS
 
         if self.kind == "rewrite_distill" and self.rewrite_to not in ARMS:
             raise ValueError(f"rewrite_distill needs rewrite_to, one of {', '.join(ARMS)}")
         if self.kind == "filter_distill" and self.rewrite_to:
             raise ValueError("rewrite_to applies to kind: rewrite_distill")
-        if "model" in self.finetune:
-            raise ValueError("finetune.model: set the arm's model instead")
-        validate(FinetuneConfig, self.finetune, f"arm {self.name}: finetune")
+        _check_finetune(self.finetune, self.name, "set the arm's model instead")
         return self
 
     def depends_on(self) -> list[str]:
@@ -163,13 +169,9 @@ class SafetySFTArm(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> "SafetySFTArm":
-        from rhlab.knowledge.finetune import FinetuneConfig
-
         if (self.responder is None) == (self.responses_file is None):
             raise ValueError("safety_sft needs exactly one of responder or responses_file")
-        if "model" in self.finetune:
-            raise ValueError("finetune.model: the runner sets it (the source arm's final model)")
-        validate(FinetuneConfig, self.finetune, f"arm {self.name}: finetune")
+        _check_finetune(self.finetune, self.name, "the runner sets it (the source arm's final model)")
         return self
 
     def depends_on(self) -> list[str]:

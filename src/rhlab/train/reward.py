@@ -109,9 +109,12 @@ class PMScorer:
         return f"User: {prompt}\n\nAssistant: {answer}"
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> list[float]:
+        return self.score_texts([self._text(p, strip_reasoning(a)) for p, a in zip(prompts, answers)])
+
+    def score_texts(self, texts: Sequence[str]) -> list[float]:
+        """The reward model's score of each already-formatted text (batched, thread-safe)."""
         import torch
 
-        texts = [self._text(p, strip_reasoning(a)) for p, a in zip(prompts, answers)]
         out: list[float] = []
         with self._lock, torch.inference_mode():
             for i in range(0, len(texts), self.batch_size):

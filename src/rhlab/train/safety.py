@@ -152,18 +152,7 @@ class RewardModelScorer:
         return conversation_text(msgs)
 
     def score(self, conversations: Sequence[Sequence[dict]], replies: Sequence[str]) -> list[float]:
-        import torch
-
-        pm = self._pm
-        texts = [self._text(c, strip_reasoning(r)) for c, r in zip(conversations, replies)]
-        out: list[float] = []
-        with pm._lock, torch.inference_mode():
-            for i in range(0, len(texts), pm.batch_size):
-                enc = pm.tok(texts[i:i + pm.batch_size], return_tensors="pt", padding=True, truncation=True,
-                             max_length=pm.max_length)
-                logits = pm.model(**enc).logits
-                out.extend(float(x) for x in logits[:, pm.logit_index])
-        return out
+        return self._pm.score_texts([self._text(c, strip_reasoning(r)) for c, r in zip(conversations, replies)])
 
 
 JUDGE_RATING_PROMPT = (
