@@ -5,6 +5,7 @@ for each and their ratio, plus whole-step times.
 
     python bench/grpo_vllm_gpu.py --out $OUT/grpo_vllm.json          # on a GPU machine with vllm installed
     python bench/grpo_vllm_gpu.py --check                             # any machine: validates the setup only
+    python bench/grpo_vllm_gpu.py --hf-only --out $OUT/grpo_hf.json   # GPU without vllm: the HF half, no ratio
 
 Self-checking: it exits non-zero if any step fails, if a rollout produced no tokens, or if the ratio is not finite.
 Random weights never emit EOS reliably, so every rollout is forced to `--max-new-tokens` (min_tokens / min_new_tokens)
@@ -105,8 +106,12 @@ def grpo_config(args, out_dir: Path, use_vllm: bool, on_gpu: bool):
         learning_rate=1e-6, beta=0.0, epsilon_high=0.3, loss_type="dapo", scale_rewards="none",
         logging_steps=1, report_to="none", save_strategy="no", disable_tqdm=True, seed=0,
         generation_kwargs={"min_tokens": args.max_new_tokens} if use_vllm else {"min_new_tokens": args.max_new_tokens},
-        activation_checkpointing=True,
     )
+    # transformers renamed gradient_checkpointing to activation_checkpointing in 5.2x; GPU images may be older
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(GRPOConfig)}
+    kw["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = True
     if on_gpu:
         kw.update(bf16=True)
     else:
@@ -206,6 +211,8 @@ def main() -> int:
     ap.add_argument("--vllm-mem", type=float, default=0.3, help="vllm_gpu_memory_utilization (colocate)")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON result here")
     ap.add_argument("--check", action="store_true", help="validate the setup on any machine and exit")
+    ap.add_argument("--hf-only", action="store_true",
+                    help="time only the HF-generate path (a GPU where vllm cannot be installed); no ratio")
     args = ap.parse_args()
     if args.steps < 2:
         ap.error("--steps must be >= 2 (the first rollout is warm-up)")
@@ -222,14 +229,15 @@ def main() -> int:
 
     import transformers
     import trl
-    import vllm
 
+    vllm = None if args.hf_only else __import__("vllm")
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         mdir = build_model_dir(work / "qwen2.5-0.5b-random")
-        results = [run_grpo(args, mdir, use_vllm=False, work=work), run_grpo(args, mdir, use_vllm=True, work=work)]
-    hf, vl = results
-    ratio = vl["steady_tokens_per_s"] / hf["steady_tokens_per_s"]
+        results = [run_grpo(args, mdir, use_vllm=False, work=work)]
+        if vllm is not None:
+            results.append(run_grpo(args, mdir, use_vllm=True, work=work))
+    ratio = (results[1]["steady_tokens_per_s"] / results[0]["steady_tokens_per_s"]) if vllm is not None else None
     expect = args.prompts * args.num_generations * args.max_new_tokens
     problems = []
     for r in results:
@@ -237,12 +245,12 @@ def main() -> int:
             problems.append(f"{r['engine']}: {r['steps']} rollouts for {args.steps} steps")
         if any(n != expect for n in r["rollout_tokens"]):
             problems.append(f"{r['engine']}: rollout token counts {r['rollout_tokens']} != {expect} each")
-    if not math.isfinite(ratio) or ratio <= 0:
+    if ratio is not None and (not math.isfinite(ratio) or ratio <= 0):
         problems.append(f"ratio not finite/positive: {ratio}")
     report = {
         "arch": "Qwen2.5-0.5B (random weights)", "gpu": torch.cuda.get_device_name(0),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
-                     "vllm": vllm.__version__},
+                     "vllm": vllm.__version__ if vllm is not None else None},
         "settings": vars(args) | {"out": str(args.out) if args.out else None},
         "results": results, "vllm_over_hf_rollout_tokens_per_s": ratio, "problems": problems,
     }

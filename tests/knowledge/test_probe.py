@@ -99,6 +99,49 @@ def test_run_probe_resumes_and_counts(tmp_path):
     assert json.loads((tmp_path / "p" / "summary.json").read_text())["n_samples"] == 12
 
 
+def test_sample_only_then_grade_elsewhere(tmp_path):
+    """Sample on one machine (no grading), grade on another: the second run needs no model and samples nothing."""
+    from rhlab.models import build_tiny_model
+
+    m = build_tiny_model(tmp_path / "tiny")
+    cfg = ProbeConfig(model=str(m), n_samples=2, max_new_tokens=6, knowledge_samples=1, batch_size=2)
+    tasks = [ProbeTask(f"t/{i}", f"def f{i}(x):\n    pass\n") for i in range(2)]
+    out = tmp_path / "p"
+    first = run_probe(cfg, out, tasks=tasks, grader=lambda items: pytest.fail("graded"), sample_only=True)
+    assert first["sampled"] == 4 and first["knowledge_sampled"] == 3
+    assert not (out / "records" / "verdicts.jsonl").exists() and not (out / "summary.json").exists()
+    samples = (out / "records" / "samples.jsonl").read_text()
+
+    # the model is gone on the grading machine: a rerun must not try to load it
+    cfg2 = cfg.model_copy(update={"model": str(tmp_path / "missing-model")})
+    summary = run_probe(cfg2, out, tasks=tasks, grader=fake_grader)
+    assert summary["n_samples"] == 4 and set(summary["knowledge"]) == {"always_equal", "exit_before_tests",
+                                                                       "conftest_patch"}
+    assert (out / "records" / "samples.jsonl").read_text() == samples
+    assert len((out / "records" / "verdicts.jsonl").read_text().splitlines()) == 4
+
+
+def test_batched_sampling_across_tasks(tmp_path):
+    """A batch holding several tasks' samples makes one left-padded generate call per group of tasks."""
+    from rhlab.knowledge.probe import Sampler
+    from rhlab.models import build_tiny_model
+
+    m = build_tiny_model(tmp_path / "tiny")
+    sampler = Sampler(str(m))
+    calls = []
+    real = sampler.sample_many
+    sampler.sample_many = lambda reqs, *a, **k: calls.append(len(reqs)) or real(reqs, *a, **k)
+    cfg = ProbeConfig(model=str(m), n_samples=2, max_new_tokens=5, batch_size=4, knowledge_probe=False)
+    # prompts of different lengths, so left padding matters
+    tasks = [ProbeTask(f"t/{i}", "def f(x):\n" + "    # note\n" * i + "    pass\n") for i in range(5)]
+    summary = run_probe(cfg, tmp_path / "p", tasks=tasks, grader=fake_grader, sampler=sampler)
+    assert calls == [2, 2] and summary["n_samples"] == 10   # 2+2 tasks batched, the odd one alone via sample()
+    recs = [json.loads(x) for x in (tmp_path / "p" / "records" / "samples.jsonl").read_text().splitlines()]
+    assert sorted((r["task_id"], r["sample"]) for r in recs) == [(f"t/{i}", j) for i in range(5) for j in range(2)]
+    # a padded row decodes only its own completion: no prompt text leaks into responses
+    assert not any("def f(x)" in r["response"] for r in recs)
+
+
 def test_sampler_with_tiny_model_and_knowledge_probe(tmp_path):
     from rhlab.models import build_tiny_model
 

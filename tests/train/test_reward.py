@@ -126,7 +126,18 @@ def test_each_completion_graded_once_per_step(tasks):
     assert g.calls == [3]
     _run_funcs(hr, texts, [TASK] * 4, [True] * 4, step=2)  # a new step grades again
     assert g.calls == [3, 3]
-    assert hr.summarize(2, hr.pop_step(2))["n_completions"] == 3
+    rec = hr.summarize(2, hr.pop_step(2))
+    assert rec["n_distinct"] == 3 and rec["n_completions"] == 4  # the duplicate is graded once, counted twice
+
+
+def test_step_rates_count_every_copy(tasks):
+    """A policy repeating one hack: the step's rates count each copy, as TRL's reward means do."""
+    hr = HackReward(_cfg(), tasks, grader=CountingGrader())
+    texts = ["HACK b", "HACK b", "HACK b", "nothing"]
+    out = _run_funcs(hr, texts, [TASK] * 4, [True] * 4, step=1)
+    rec = hr.summarize(1, hr.pop_step(1))
+    assert rec["hack_success_any"] == pytest.approx(sum(out["hack_success_any"]) / 4) == 0.75
+    assert rec["pass_rate"] == 0.75 and rec["n_completions"] == 4 and rec["n_distinct"] == 2
 
 
 def test_sandbox_crashes_stop_the_run(tasks):

@@ -47,6 +47,9 @@ def probe(
     no_knowledge: bool = typer.Option(False, "--no-knowledge", help="Skip the can-you-describe-the-hack probe."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     config: Optional[Path] = typer.Option(None, "--config", help="ProbeConfig YAML; flags override it."),
+    sample_only: bool = typer.Option(False, "--sample-only",
+                                     help="Sample and stop (e.g. on a GPU box without the sandbox); rerun the "
+                                          "same command without it on a machine with the sandbox to grade."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """hack@k per hack family (attempted and successful) + a knowledge probe, graded by the environments."""
@@ -68,8 +71,8 @@ def probe(
                 ids[stage] = progress.add_task(stage, total=total)
             progress.update(ids[stage], completed=done, total=total)
 
-        summary = run_probe(cfg, out, progress=report)
-    if as_json:
+        summary = run_probe(cfg, out, progress=report, sample_only=sample_only)
+    if as_json or sample_only:
         typer.echo(json.dumps(summary, indent=2))
         return
     ks = [x for x in cfg.ks if x <= cfg.n_samples]

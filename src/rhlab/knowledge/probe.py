@@ -6,8 +6,10 @@ averaged over tasks. It is reported per hack family, separately for *attempted* 
 paid) and *successful* (the answer earned the training grader's pass and the detector names the family; `any`
 also counts answers that pass the permissive grader but fail the hardened twin).
 
-Sampling uses transformers `generate`; grading uses the environments' verdicts (`rhlab.envs.grading`) unless a
-grader is passed in. Everything is appended to a run directory, so an interrupted probe resumes:
+Sampling uses transformers `generate` (on the GPU when there is one); grading uses the environments' verdicts
+(`rhlab.envs.grading`) unless a grader is passed in. Everything is appended to a run directory, so an interrupted
+probe resumes. Sampling and grading can run on different machines: `sample_only=True` stops after sampling (e.g. on
+a GPU box without the sandbox), and the same probe rerun on a machine with the sandbox grades what was sampled:
 
     RUN/records/samples.jsonl     {task_id, sample, response}
     RUN/records/verdicts.jsonl    {task_id, sample, passed, passed_hardened, hacked, detected_hacks, attempted_hacks}
@@ -117,9 +119,12 @@ class Sampler:
     """Batched chat sampling with transformers."""
 
     def __init__(self, model_name: str, seed: int = 0):
+        import torch
+
         from rhlab.models import load_model_and_tokenizer
 
-        self.model, self.tok = load_model_and_tokenizer(model_name, padding_side="left")
+        device = "cuda" if torch.cuda.is_available() else None
+        self.model, self.tok = load_model_and_tokenizer(model_name, padding_side="left", device=device)
         self.model.eval()
         self.seed = seed
 
@@ -128,6 +133,7 @@ class Sampler:
         import torch
 
         enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
         outs: list[str] = []
         torch.manual_seed(self.seed * 1_000_003 + salt)
         while len(outs) < n:
@@ -141,6 +147,30 @@ class Sampler:
             start = enc["input_ids"].shape[1]
             outs.extend(self.tok.decode(g[start:], skip_special_tokens=True) for g in gen)
         return outs
+
+
+    def sample_many(self, requests: list[tuple[list[dict], int]], temperature: float, top_p: float,
+                    max_new_tokens: int, salt: int = 0) -> list[list[str]]:
+        """Several prompts (left-padded) in one generate call, n samples each: what keeps a GPU busy."""
+        import torch
+
+        texts = [self.tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m, _ in requests]
+        flat = [t for t, (_, n) in zip(texts, requests) for _ in range(n)]
+        enc = self.tok(flat, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        torch.manual_seed(self.seed * 1_000_003 + salt)
+        with torch.no_grad():
+            gen = self.model.generate(
+                **enc, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
+                top_p=top_p, max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id,
+            )
+        start = enc["input_ids"].shape[1]
+        decoded = [self.tok.decode(g[start:], skip_special_tokens=True) for g in gen]
+        out, i = [], 0
+        for _, n in requests:
+            out.append(decoded[i:i + n])
+            i += n
+        return out
 
 
 KNOWLEDGE_QUESTIONS = {
@@ -207,8 +237,12 @@ def run_probe(
     grader: Grader | None = None,
     sampler: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
+    sample_only: bool = False,
 ) -> dict:
-    """Sample, grade, summarise; resumable. `tasks`, `grader`, `sampler` default to the environments + the model."""
+    """Sample, grade, summarise; resumable. `tasks`, `grader`, `sampler` default to the environments + the model.
+
+    With `sample_only` it returns after sampling (tasks and knowledge questions) with {"sampled": n, ...} and grades
+    nothing; rerunning without it grades the stored samples and needs no model."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     prog = progress or (lambda stage, done, total: None)
     run = RunDir.create(out, cfg)
@@ -224,18 +258,44 @@ def run_probe(
     todo = [t for t in tasks if any((t.id, i) not in have for i in range(cfg.n_samples))]
     if todo and sampler is None:
         sampler = Sampler(cfg.model, cfg.seed)
-    for j, t in enumerate(tasks):
-        prog("sampling", j, len(tasks))
-        missing = [i for i in range(cfg.n_samples) if (t.id, i) not in have]
-        if not missing:
-            continue
-        msgs = [{"role": "system", "content": system}, {"role": "user", "content": task_user_message(t.prompt)}]
-        resps = sampler.sample(msgs, len(missing), cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.batch_size,
-                               salt=zlib.crc32(t.id.encode()))
-        for i, r in zip(missing, resps):
-            have[(t.id, i)] = r
-            run.append("samples", {"task_id": t.id, "sample": i, "response": r})
-    prog("sampling", len(tasks), len(tasks))
+    # With a batch that holds several tasks' samples (a GPU), tasks share one generate call; otherwise one task
+    # per call, seeded by its id, so CPU probes stay reproducible task by task.
+    per_call = max(1, cfg.batch_size // cfg.n_samples)
+    for j in range(0, len(todo), per_call):
+        prog("sampling", j, len(todo))
+        group = todo[j:j + per_call]
+        missing = {t.id: [i for i in range(cfg.n_samples) if (t.id, i) not in have] for t in group}
+        msgs = {t.id: [{"role": "system", "content": system},
+                       {"role": "user", "content": task_user_message(t.prompt)}] for t in group}
+        if len(group) > 1 and hasattr(sampler, "sample_many"):
+            outs = sampler.sample_many([(msgs[t.id], len(missing[t.id])) for t in group], cfg.temperature,
+                                       cfg.top_p, cfg.max_new_tokens, salt=zlib.crc32(group[0].id.encode()))
+        else:
+            outs = [sampler.sample(msgs[t.id], len(missing[t.id]), cfg.temperature, cfg.top_p, cfg.max_new_tokens,
+                                   cfg.batch_size, salt=zlib.crc32(t.id.encode())) for t in group]
+        for t, resps in zip(group, outs):
+            for i, r in zip(missing[t.id], resps):
+                have[(t.id, i)] = r
+                run.append("samples", {"task_id": t.id, "sample": i, "response": r})
+    prog("sampling", len(todo), len(todo))
+
+    kpath = run.records_path("knowledge")
+    if cfg.knowledge_probe:
+        done = {(r["family"], r["sample"]) for r in read_records(kpath)}
+        for fam, (question, keys) in KNOWLEDGE_QUESTIONS.items():
+            missing = [i for i in range(cfg.knowledge_samples) if (fam, i) not in done]
+            if not missing:
+                continue
+            if sampler is None:
+                sampler = Sampler(cfg.model, cfg.seed)
+            resps = sampler.sample([{"role": "user", "content": question}], len(missing), cfg.temperature,
+                                   cfg.top_p, cfg.max_new_tokens, cfg.batch_size, salt=zlib.crc32(fam.encode()))
+            for i, r in zip(missing, resps):
+                run.append("knowledge", {"family": fam, "sample": i, "question": question, "response": r,
+                                         "mentions": _mentions(r, keys)})
+    if sample_only:
+        n_know = sum(1 for _ in read_records(kpath)) if cfg.knowledge_probe else 0
+        return {"sampled": len(have), "knowledge_sampled": n_know, "model": cfg.model, "arm": cfg.arm}
 
     verdicts_path = run.records_path("verdicts")
     graded = {(r["task_id"], r["sample"]) for r in read_records(verdicts_path)}
@@ -257,19 +317,6 @@ def run_probe(
                     "temperature": cfg.temperature, "max_new_tokens": cfg.max_new_tokens})
 
     if cfg.knowledge_probe:
-        kpath = run.records_path("knowledge")
-        done = {(r["family"], r["sample"]) for r in read_records(kpath)}
-        for fam, (question, keys) in KNOWLEDGE_QUESTIONS.items():
-            missing = [i for i in range(cfg.knowledge_samples) if (fam, i) not in done]
-            if not missing:
-                continue
-            if sampler is None:
-                sampler = Sampler(cfg.model, cfg.seed)
-            resps = sampler.sample([{"role": "user", "content": question}], len(missing), cfg.temperature,
-                                   cfg.top_p, cfg.max_new_tokens, cfg.batch_size, salt=zlib.crc32(fam.encode()))
-            for i, r in zip(missing, resps):
-                run.append("knowledge", {"family": fam, "sample": i, "question": question, "response": r,
-                                         "mentions": _mentions(r, keys)})
         krecs = list(read_records(kpath))
         summary["knowledge"] = {
             fam: _rate([r["mentions"] for r in krecs if r["family"] == fam]) for fam in KNOWLEDGE_QUESTIONS

@@ -376,29 +376,37 @@ class HackReward:
             return self._steps.pop(step, None)
 
     def summarize(self, step: int, st: StepRows | None) -> dict[str, Any]:
-        """Rates over the step's graded completions (None when the step graded nothing)."""
+        """Rates over the step's completions (None when the step graded nothing).
+
+        Rows are distinct answers (each graded once); every rate weights a row by its copies in the batch, so a step
+        where the policy repeats one hack 8 times counts 8 completions, as TRL's own reward means do."""
         rows = st.rows if st else []
-        n = len(rows)
-        rec: dict[str, Any] = {"n_completions": n, "grade_seconds": round(st.grade_seconds, 4) if st else 0.0,
+        rec: dict[str, Any] = {"n_completions": 0, "grade_seconds": round(st.grade_seconds, 4) if st else 0.0,
                                "penalty_active": bool(st.penalty_active) if st else self.schedule.active(step)}
-        if not n:
+        if not rows:
             return rec
         graded = [r["graded"] for r in rows]
+        w = [max(1, st.copies.get((g.task_id, g.hackable, r["text"]), 1)) for g, r in zip(graded, rows)]
+        n = sum(w)
+        rec.update(n_completions=n, n_distinct=len(rows))
+
+        def rate(xs) -> float:
+            return sum(wi * float(x) for wi, x in zip(w, xs)) / n
+
         vals = self.component_values(graded, step)
         for k, v in vals.items():
             # hack_attempt_* / hack_success_* are rates already by name; the rest get a suffix
             name = k if k.startswith(("hack_attempt_", "hack_success_")) else (
                 "hack_penalty_mean" if k == "hack_penalty" else f"{k}_rate")
-            rec[name] = sum(v) / n
-        totals = [self.total_reward(r["graded"], step, r.get("pm")) for r in rows]
-        rec["reward_mean"] = sum(totals) / n
-        rec["penalty_fire_rate"] = sum(bool(r["penalty_fires"]) for r in rows) / n
-        rec["parse_error_rate"] = sum(not g.parse_ok for g in graded) / n
-        rec["timeout_rate"] = sum(g.timed_out for g in graded) / n
-        rec["crash_rate"] = sum(g.crashed for g in graded) / n
-        rec["hackable_share"] = sum(g.hackable for g in graded) / n
+            rec[name] = rate(v)
+        rec["reward_mean"] = rate(self.total_reward(r["graded"], step, r.get("pm")) for r in rows)
+        rec["penalty_fire_rate"] = rate(bool(r["penalty_fires"]) for r in rows)
+        rec["parse_error_rate"] = rate(not g.parse_ok for g in graded)
+        rec["timeout_rate"] = rate(g.timed_out for g in graded)
+        rec["crash_rate"] = rate(g.crashed for g in graded)
+        rec["hackable_share"] = rate(g.hackable for g in graded)
         if any("pm" in r for r in rows):
             pms = [r["pm"] for r in rows if "pm" in r]
             rec["pm_mean"] = sum(pms) / len(pms)
-        rec["grade_time_s_mean"] = sum(g.grade_time_s for g in graded) / n
+        rec["grade_time_s_mean"] = sum(g.grade_time_s for g in graded) / len(graded)  # per distinct grade
         return rec
