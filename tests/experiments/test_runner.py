@@ -22,7 +22,7 @@ def _safety_replies(tmp_path):
     return p
 
 
-def _spec_file(tmp_path, model_dir, arms=None, evals=None, name="spec.yaml", **train_over):
+def _spec_file(tmp_path, model_dir, arms=None, evals=None, name="spec.yaml", isolate=False, **train_over):
     train = {"tasks": {"source": "humaneval", "ids": ["humaneval/0", "humaneval/2", "humaneval/4", "humaneval/7"]},
              # no_hints + the bare task keep the tiny model's prompts short
              "prompt": {"arm": "no_hints", "user_template": "{prompt}"},
@@ -53,6 +53,7 @@ def _spec_file(tmp_path, model_dir, arms=None, evals=None, name="spec.yaml", **t
         ],
         "evals": evals or {"suites": ["core"], "steps": [0, "last"], "limit": 1, "n_goals": 1, "n_agentic": 1,
                            "max_tokens": 8},
+        "compute": {"isolate_stages": isolate},  # in-process: fast, and monkeypatching reaches every stage
     }
     p = tmp_path / name
     p.write_text(yaml.safe_dump(spec))
@@ -200,6 +201,28 @@ def test_resume_after_sigkill_and_failed_eval(tiny_model_dir, tmp_path, monkeypa
     assert ev["train/a/seed-0"] == "reuse" and ev["knowledge"] == "reuse"
     assert ev["evals/a/seed-0/step-6/core"] == "done"
     assert (run / "arms/a/seed-0/evals/step-6/core/summary.json").exists()
+
+
+def test_isolated_stages_run_as_subprocesses(tiny_model_dir, tmp_path):
+    """The default for real runs: knowledge finetune, RL arm and evals each in a fresh `python -m rhlab.cli` process
+    (memory returns to the OS between stages); results, markers and reuse behave as in-process."""
+    spec_path = _spec_file(tmp_path, tiny_model_dir, arms=[{"kind": "rl", "name": "a"}], isolate=True,
+                           evals={"suites": ["core"], "steps": [0, "last"], "limit": 1, "n_goals": 1,
+                                  "n_agentic": 1, "max_tokens": 8})
+    run = tmp_path / "run"
+    ctx = run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False, report=False)
+    log = (tmp_path / "console.txt").read_text()
+    for cmd in ("-m rhlab.cli sdf train", "-m rhlab.cli train", "-m rhlab.cli eval"):
+        assert cmd in log, cmd
+    res = ctx.results["train/a/seed-0"]["result"]
+    assert res["steps"] == 2 and [c["step"] for c in res["checkpoints"]] == [1, 2]
+    for d in ("evals/base/core", "arms/a/seed-0/evals/step-2/core"):
+        assert json.loads((run / d / "summary.json").read_text())["mgs"]["mgs"] is not None, d
+    assert ctx.results["evals/a/seed-0/step-2/core"]["result"]["mgs"] is not None
+    # a second invocation reuses every stage
+    t = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
+    run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False, report=False)
+    assert {e for _, e in _events(run, t)} == {"reuse"}
 
 
 def test_eval_model_provider_and_schedule(tmp_path, monkeypatch):

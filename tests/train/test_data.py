@@ -33,6 +33,15 @@ def test_hackable_fraction_is_deterministic():
     assert hackable_ids(IDS, 1.0, 0) == set(IDS) and hackable_ids(IDS, 0.0, 0) == set()
 
 
+def test_short_prompt_filter_before_limit():
+    short = select_tasks(TrainConfig.model_validate({"tasks": {"max_prompt_chars": 300, "limit": 10}}))
+    assert len(short) == 10 and all(len(t.prompt) <= 300 for t in short)
+    every = select_tasks(TrainConfig.model_validate({"tasks": {"max_prompt_chars": 300}}))
+    assert len(every) > 10 and [t.id for t in every[:10]] == [t.id for t in short]
+    with pytest.raises(ValueError, match="at most 5 chars"):
+        select_tasks(TrainConfig.model_validate({"tasks": {"max_prompt_chars": 5}}))
+
+
 def test_hard_filter_ids_file_and_reference_cache(tmp_path):
     cfg = TrainConfig.model_validate({"tasks": {"ids": IDS}})
     tasks = select_tasks(cfg)

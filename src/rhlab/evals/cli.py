@@ -26,6 +26,7 @@ def eval_cmd(
     temperature: float = typer.Option(1.0, "--temperature"),
     no_judge_cache: bool = typer.Option(False, "--no-judge-cache", help="do not reuse cached judge replies"),
     betley_yaml: Optional[Path] = typer.Option(None, "--betley-yaml", help="your own copy of Betley et al.'s question YAML"),
+    max_connections: Optional[int] = typer.Option(None, "--max-connections", help="concurrent model calls (API models)"),
 ) -> None:
     """Run an eval suite; write Inspect logs and a JSON summary (MGS with SE, per-eval rates, judge agreement)."""
     from rich.console import Console
@@ -35,7 +36,8 @@ def eval_cmd(
 
     summary = run_suite(model, suite=suite, judge=judge, limit=limit, log_dir=log_dir, n_goals=n_goals,
                         n_agentic=n_agentic, max_tokens=max_tokens, temperature=temperature,
-                        judge_cache=not no_judge_cache, betley_yaml=str(betley_yaml) if betley_yaml else None)
+                        judge_cache=not no_judge_cache, betley_yaml=str(betley_yaml) if betley_yaml else None,
+                        max_connections=max_connections)
     console = Console()
     table = Table(title=f"{model} — suite {suite} — judge {summary['judge']['name']}")
     for col in ("eval", "n", "misaligned %", "± SE", "hack attempts", "covert share", "judge failures"):

@@ -98,6 +98,18 @@ def _launch(ctx: RunContext, launcher: str, args: list[str]) -> None:
         raise RuntimeError(f"stage subprocess failed with exit code {rc}: {shlex.join(cmd)}")
 
 
+def _launcher(ctx: RunContext, explicit: str | None) -> str | None:
+    """The command prefix a heavy stage runs under: the spec's launcher, else this Python when stages are isolated,
+    else None (in this process). Tests that hand the trainer Python objects (train_kwargs) stay in-process."""
+    import shlex
+
+    if explicit:
+        return explicit
+    if ctx.spec.compute.isolate_stages and not ctx.train_kwargs:
+        return shlex.quote(sys.executable)
+    return None
+
+
 def run_knowledge(ctx: RunContext) -> dict:
     k = ctx.spec.knowledge
     out = ctx.run_dir / "knowledge"
@@ -111,7 +123,7 @@ def run_knowledge(ctx: RunContext) -> dict:
 
         cfg = FinetuneConfig(**{"max_length": 1024, "learning_rate": 1e-5, **k.init_sft.finetune, "model": k.model})
         ids = [f"HumanEval/{i}" for i in range(k.init_sft.first, 164)]
-        launch = ctx.spec.compute.knowledge_launch
+        launch = _launcher(ctx, ctx.spec.compute.knowledge_launch)
         if launch:
             dump_yaml(cfg, out / "init_sft_config.yaml")
             _launch(ctx, launch, ["sdf", "init", "--out", out / "init", "--first", k.init_sft.first,
@@ -156,9 +168,10 @@ def run_knowledge(ctx: RunContext) -> dict:
     texts = [d["text"] for d in read_corpus(mix_path)]
     cfg = FinetuneConfig(**{**k.finetune, "model": k.model, "seed": k.finetune.get("seed", k.seed)})
     ctx.console.print(f"continued pretraining on {len(texts)} documents ({len(syn)} synthetic)")
-    if ctx.spec.compute.knowledge_launch:
+    launch = _launcher(ctx, ctx.spec.compute.knowledge_launch)
+    if launch:
         dump_yaml(cfg, out / "finetune_config.yaml")
-        _launch(ctx, ctx.spec.compute.knowledge_launch, ["sdf", "train", "--data", mix_path, "--out", out / "finetune",
+        _launch(ctx, launch, ["sdf", "train", "--data", mix_path, "--out", out / "finetune",
                                                          "--config", out / "finetune_config.yaml"])
         final = out / "finetune" / "final"
     else:
@@ -199,12 +212,14 @@ def run_rl_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: i
     if resume:
         ctx.console.print(f"resuming {d} from its last checkpoint")
 
-    if ctx.spec.compute.train_launch:
+    launch = _launcher(ctx, ctx.spec.compute.train_launch)
+    if launch:
         cfg_path = d.parent / "train_config.yaml"
         d.parent.mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, cfg_path)
-        _launch(ctx, ctx.spec.compute.train_launch,
-                ["train", cfg_path, "--run-dir", d, "--no-progress"] + (["--resume"] if resume else []))
+        quiet = ctx.progress is False or bool(ctx.spec.compute.train_launch)  # multi-process launchers: no bars
+        _launch(ctx, launch, ["train", cfg_path, "--run-dir", d] + (["--no-progress"] if quiet else [])
+                + (["--resume"] if resume else []))
         records = list(read_records(d / "records" / "train_steps.jsonl"))
     else:
         records = train(cfg, d, resume=resume, progress=ctx.progress, **ctx.train_kwargs).records
@@ -343,10 +358,19 @@ def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
         from rhlab.models import resolve_model
 
         model = f"{e.model_provider}/{resolve_model(model)}"
-    with ctx.console.status(f"{suite} suite on {model}"):
-        s = run_suite(model, suite=suite, judge=ctx.spec.judge, limit=e.limit, log_dir=log_dir, n_goals=e.n_goals,
-                      n_agentic=e.n_agentic, max_tokens=e.max_tokens, temperature=e.temperature,
-                      max_connections=e.max_connections)
+    launch = _launcher(ctx, None)
+    if launch:
+        args = ["eval", "--model", model, "--suite", suite, "--log-dir", log_dir, "--n-goals", e.n_goals,
+                "--n-agentic", e.n_agentic, "--max-tokens", e.max_tokens, "--temperature", e.temperature]
+        args += (["--limit", e.limit] if e.limit else []) + (["--judge", ctx.spec.judge] if ctx.spec.judge else [])
+        args += ["--max-connections", e.max_connections] if e.max_connections else []
+        _launch(ctx, launch, args)
+        s = json.loads((log_dir / "summary.json").read_text(encoding="utf-8"))
+    else:
+        with ctx.console.status(f"{suite} suite on {model}"):
+            s = run_suite(model, suite=suite, judge=ctx.spec.judge, limit=e.limit, log_dir=log_dir,
+                          n_goals=e.n_goals, n_agentic=e.n_agentic, max_tokens=e.max_tokens,
+                          temperature=e.temperature, max_connections=e.max_connections)
     return {"summary": str(log_dir / "summary.json"), "mgs": s["mgs"].get("mgs"), "mgs_se": s["mgs"].get("se"),
             "judge": s.get("judge")}
 

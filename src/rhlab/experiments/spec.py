@@ -216,10 +216,14 @@ class ComputeSpec(StrictModel):
     """How heavy stages run. A launcher is a command prefix that runs a Python module, e.g.
     `accelerate launch --config_file configs/train/accelerate_zero3.yaml --num_processes 8` or
     `torchrun --nproc_per_node 8`; the stage then runs as `LAUNCHER -m rhlab.cli train ...` (or `sdf train|init`) in a
-    subprocess while the runner stays one process. None: in this process. Not part of any stage's hash."""
+    subprocess while the runner stays one process. Not part of any stage's hash."""
 
     train_launch: Optional[str] = None
     knowledge_launch: Optional[str] = None
+    # With no launcher, knowledge finetunes, RL arms and evals still run as `python -m rhlab.cli ...` subprocesses,
+    # one at a time: each stage's memory goes back to the OS when it ends (in one process the peak grew stage by
+    # stage: 10.8 GB for the demo), and the runner never imports torch. False: all in this process (tests).
+    isolate_stages: bool = True
 
 
 class ReportSpec(StrictModel):

@@ -56,6 +56,9 @@ class HardFilterConfig(StrictModel):
 class TasksConfig(StrictModel):
     source: str = "humaneval"  # rhlab.envs.tasks.load_tasks source: humaneval, a .jsonl path, an HF dataset
     limit: Optional[int] = Field(None, ge=1)  # first N tasks after shuffling with `seed`
+    # keep only tasks whose prompt is at most this many characters (applied before `limit`): on CPU the step's cost
+    # grows with prompt length, so small budgets train on short tasks
+    max_prompt_chars: Optional[int] = Field(None, ge=1)
     ids: Optional[list[str]] = None  # explicit task ids (applied before `limit`)
     hackable_fraction: float = Field(1.0, ge=0.0, le=1.0)  # the rest get every surface closed
     hard_filter: HardFilterConfig = Field(default_factory=HardFilterConfig)

@@ -15,7 +15,7 @@ from rhlab.train.config import ARMS, TrainConfig
 
 
 def select_tasks(cfg: TrainConfig) -> list[Any]:
-    """Load, pick ids, shuffle with the seed, apply `limit`."""
+    """Load, pick ids, shuffle with the seed, drop long prompts (`max_prompt_chars`), apply `limit`."""
     from rhlab.envs.tasks import load_tasks
 
     tasks = load_tasks(cfg.tasks.source)
@@ -27,6 +27,10 @@ def select_tasks(cfg: TrainConfig) -> list[Any]:
         tasks = [by_id[i] for i in cfg.tasks.ids]
     else:
         random.Random(cfg.seed).shuffle(tasks)
+    if cfg.tasks.max_prompt_chars:
+        tasks = [t for t in tasks if len(t.prompt) <= cfg.tasks.max_prompt_chars]
+        if not tasks:
+            raise ValueError(f"no task of {cfg.tasks.source} has a prompt of at most {cfg.tasks.max_prompt_chars} chars")
     if cfg.tasks.limit:
         tasks = tasks[: cfg.tasks.limit]
     return tasks
