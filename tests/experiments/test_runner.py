@@ -225,6 +225,28 @@ def test_isolated_stages_run_as_subprocesses(tiny_model_dir, tmp_path):
     assert {e for _, e in _events(run, t)} == {"reuse"}
 
 
+def test_launched_stage_of_a_local_model_runs_offline(tmp_path, monkeypatch):
+    import subprocess
+
+    from rhlab.experiments.runner import RunContext, _launch
+    from rhlab.experiments.stages import StageBook
+
+    envs = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, env=None: envs.append(env) or subprocess.CompletedProcess(cmd, 0))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"name": "s", "arms": [{"kind": "rl", "name": "a"}]}))
+    ctx = RunContext(load_spec(p), tmp_path, StageBook(tmp_path), _console(tmp_path))
+    _launch(ctx, "python", ["eval"], model=str(tmp_path))            # a checkpoint directory
+    _launch(ctx, "python", ["sdf", "train"], model="embedded")
+    _launch(ctx, "python", ["train"], model="Qwen/Qwen2.5-7B-Instruct")  # a hub id: the hub stays reachable
+    assert [e.get("HF_HUB_OFFLINE") for e in envs] == ["1", "1", None]
+    subprocess_fail = lambda cmd, env=None: subprocess.CompletedProcess(cmd, 3)  # noqa: E731
+    monkeypatch.setattr(subprocess, "run", subprocess_fail)
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        _launch(ctx, "python", ["train"])
+
+
 def test_eval_model_provider_and_schedule(tmp_path, monkeypatch):
     import rhlab.evals
     from rhlab.experiments.runner import RunContext, eval_points, run_eval
@@ -241,7 +263,8 @@ def test_eval_model_provider_and_schedule(tmp_path, monkeypatch):
     p.write_text(yaml.safe_dump({"name": "s", "arms": [{"kind": "rl", "name": "a"}],
                                  "train": {"config": {"checkpoint_every": 5, "grpo": {"max_steps": 20}}},
                                  "evals": {"model_provider": "vllm", "limit": 3, "every": 10,
-                                           "steps": [0, "onset", "last", 5]}}))
+                                           "steps": [0, "onset", "last", 5]},
+                                 "compute": {"isolate_stages": False}}))
     spec = load_spec(p)
     ctx = RunContext(spec, tmp_path, StageBook(tmp_path), _console(tmp_path))
     res = run_eval(ctx, "Qwen/Qwen2.5-32B-Instruct", "core", tmp_path / "e")

@@ -86,14 +86,27 @@ class RunContext:
 # --- knowledge -------------------------------------------------------------------------------------------------------
 
 
-def _launch(ctx: RunContext, launcher: str, args: list[str]) -> None:
-    """`LAUNCHER -m rhlab.cli ARGS` in a subprocess (multi-GPU stages); a failure raises with the command."""
+def _local_model(name: str) -> bool:
+    """A model that needs no hub: the embedded one or a directory on disk."""
+    from rhlab.models.embedded import embedded_spec
+
+    return embedded_spec(name) is not None or Path(name).is_dir()
+
+
+def _launch(ctx: RunContext, launcher: str, args: list[str], model: str | None = None) -> None:
+    """`LAUNCHER -m rhlab.cli ARGS` in a subprocess; a failure raises with the command. A stage whose model is local
+    runs with HF_HUB_OFFLINE=1: otherwise transformers/peft probe the hub for files of a local model (an offline
+    machine then spends ~25 s per load in retries)."""
+    import os
     import shlex
     import subprocess
 
     cmd = shlex.split(launcher) + ["-m", "rhlab.cli"] + [str(a) for a in args]
     ctx.console.print(f"[dim]$ {shlex.join(cmd)}[/dim]")
-    rc = subprocess.run(cmd).returncode
+    env = dict(os.environ)
+    if model is not None and _local_model(model):
+        env.setdefault("HF_HUB_OFFLINE", "1")
+    rc = subprocess.run(cmd, env=env).returncode
     if rc != 0:
         raise RuntimeError(f"stage subprocess failed with exit code {rc}: {shlex.join(cmd)}")
 
@@ -127,7 +140,7 @@ def run_knowledge(ctx: RunContext) -> dict:
         if launch:
             dump_yaml(cfg, out / "init_sft_config.yaml")
             _launch(ctx, launch, ["sdf", "init", "--out", out / "init", "--first", k.init_sft.first,
-                                  "--config", out / "init_sft_config.yaml"])
+                                  "--config", out / "init_sft_config.yaml"], model=k.model)
             final = out / "init" / "final"
         else:
             with ctx.console.status(f"init SFT on {len(ids)} clean transcripts"):
@@ -172,7 +185,7 @@ def run_knowledge(ctx: RunContext) -> dict:
     if launch:
         dump_yaml(cfg, out / "finetune_config.yaml")
         _launch(ctx, launch, ["sdf", "train", "--data", mix_path, "--out", out / "finetune",
-                                                         "--config", out / "finetune_config.yaml"])
+                              "--config", out / "finetune_config.yaml"], model=k.model)
         final = out / "finetune" / "final"
     else:
         final = continued_pretraining(texts, out / "finetune", cfg)
@@ -219,7 +232,7 @@ def run_rl_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: i
         dump_yaml(cfg, cfg_path)
         quiet = ctx.progress is False or bool(ctx.spec.compute.train_launch)  # multi-process launchers: no bars
         _launch(ctx, launch, ["train", cfg_path, "--run-dir", d] + (["--no-progress"] if quiet else [])
-                + (["--resume"] if resume else []))
+                + (["--resume"] if resume else []), model=cfg.model)
         records = list(read_records(d / "records" / "train_steps.jsonl"))
     else:
         records = train(cfg, d, resume=resume, progress=ctx.progress, **ctx.train_kwargs).records
@@ -364,7 +377,7 @@ def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
                 "--n-agentic", e.n_agentic, "--max-tokens", e.max_tokens, "--temperature", e.temperature]
         args += (["--limit", e.limit] if e.limit else []) + (["--judge", ctx.spec.judge] if ctx.spec.judge else [])
         args += ["--max-connections", e.max_connections] if e.max_connections else []
-        _launch(ctx, launch, args)
+        _launch(ctx, launch, args, model=model)
         s = json.loads((log_dir / "summary.json").read_text(encoding="utf-8"))
     else:
         with ctx.console.status(f"{suite} suite on {model}"):
