@@ -364,8 +364,6 @@ def eval_hash(spec: ExperimentSpec, model_key: str) -> str:
 
 
 def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
-    from rhlab.evals import run_suite
-
     e = ctx.spec.evals
     if e.model_provider:  # e.g. vllm/<dir> or vllm/<HF id>; LoRA checkpoints are merged once (cached)
         from rhlab.models import resolve_model
@@ -380,6 +378,8 @@ def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
         _launch(ctx, launch, args, model=model)
         s = json.loads((log_dir / "summary.json").read_text(encoding="utf-8"))
     else:
+        from rhlab.evals import run_suite
+
         with ctx.console.status(f"{suite} suite on {model}"):
             s = run_suite(model, suite=suite, judge=ctx.spec.judge, limit=e.limit, log_dir=log_dir,
                           n_goals=e.n_goals, n_agentic=e.n_agentic, max_tokens=e.max_tokens,
