@@ -10,7 +10,9 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 setup: $(STAMP)
 
+# The embedded model is converted in its own process first, so no stage carries the conversion's memory.
 demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/rhlab model prepare
 	$(VENV)/bin/rhlab run configs/experiments/demo.yaml --run-dir runs/demo
 
 test: $(STAMP)

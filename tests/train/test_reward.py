@@ -154,7 +154,7 @@ def test_penalty_detector_and_mismatch(tasks):
     cfg = _cfg(penalty={"mode": "from_start", "kind": "hardened_mismatch"})
     hr = HackReward(cfg, tasks, grader=CountingGrader())
     out = _run_funcs(hr, ["PASS", "HACK", "fail"], [TASK] * 3, [True] * 3, step=1)
-    assert out["hack_penalty"] == [0.0, -1.0, 0.0]
+    assert out["hack_penalty"] == [0.0, -2.0, 0.0]  # default: a paying hack nets less than a failure
 
 
 def test_penalty_schedule_modes():

@@ -155,12 +155,14 @@ class PenaltyConfig(StrictModel):
                hardened_mismatch — the answer passed the permissive grader but failed the hardened twin.
     mode:      off | from_start | from_step (at `start_step`) | after_threshold (from the step after the first
                step whose successful-hack rate exceeds `threshold`; latched, survives resume).
-    value:     reward added when the penalty fires (negative).
+    value:     reward added when the penalty fires (negative). The default -2 puts a paying hack (pass 1 - 2) below a
+               plain failure (0): at -1 it would tie with failing, and a model that solves nothing honestly would
+               have no reason to stop (the CPU demo's baseline kept hacking at -1).
     """
 
     mode: PenaltyMode = "off"
     kind: Literal["detector", "hardened_mismatch"] = "detector"
-    value: float = Field(-1.0, le=0)
+    value: float = Field(-2.0, le=0)
     start_step: Optional[int] = Field(None, ge=1)
     threshold: Optional[float] = Field(None, gt=0, lt=1)
 
