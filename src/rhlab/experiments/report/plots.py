@@ -52,12 +52,13 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
         alpha = 1.0 if len(runs) == 1 else 0.6
         for r in runs:
             xs = [s["step"] + r.offset for s in r.steps]
+            # "any" underneath, wide and pale: when one family makes all the hacks its line lies on top, visible
+            ax.plot(xs, [s.get("hack_success_any", 0) for s in r.steps], color=FAMILY_COLOURS["any"], lw=4,
+                    marker="o" if len(xs) <= 12 else None, ms=5, zorder=1,
+                    alpha=0.3 * alpha, label="any family" if r is runs[0] else None)
             for fam in FAMILIES:
-                ax.plot(xs, [s.get(f"hack_success_{fam}", 0) for s in r.steps], color=FAMILY_COLOURS[fam], lw=1.2,
-                        alpha=alpha, label=fam if r is runs[0] else None)
-            ax.plot(xs, [s.get("hack_success_any", 0) for s in r.steps], color=FAMILY_COLOURS["any"], lw=2,
-                    marker="o" if len(xs) <= 12 else None, ms=3,
-                    alpha=alpha, label="any family" if r is runs[0] else None)
+                ax.plot(xs, [s.get(f"hack_success_{fam}", 0) for s in r.steps], color=FAMILY_COLOURS[fam], lw=1.4,
+                        alpha=alpha, zorder=2, label=fam if r is runs[0] else None)
             if r.onset is not None and not r.offset:  # a forked arm starts past its source's onset
                 ax.axvline(r.onset + r.offset, color="#d62728", ls="--", lw=1,
                            label="onset" if r is runs[0] else None)
