@@ -42,7 +42,7 @@ def tag(spec: str, frac: float) -> str:
 
 
 def rhlab_cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-c", "from rhlab.cli import main; main()", *args], check=True)
+    subprocess.run([sys.executable, "-m", "rhlab.cli", *args], check=True)
 
 
 def prepare(a) -> None:

@@ -128,26 +128,30 @@ class Sampler:
         self.model.eval()
         self.seed = seed
 
+    def _generate(self, enc, temperature: float, top_p: float, max_new_tokens: int, **extra) -> list[str]:
+        """One `generate` call on encoded (left-padded) prompts; returns each row's completion text."""
+        import torch
+
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        with torch.no_grad():
+            gen = self.model.generate(
+                **enc, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
+                top_p=top_p, max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id, **extra,
+            )
+        start = enc["input_ids"].shape[1]
+        return [self.tok.decode(g[start:], skip_special_tokens=True) for g in gen]
+
     def sample(self, messages: list[dict], n: int, temperature: float, top_p: float, max_new_tokens: int,
                batch_size: int, salt: int = 0) -> list[str]:
         import torch
 
         enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
         outs: list[str] = []
         torch.manual_seed(self.seed * 1_000_003 + salt)
         while len(outs) < n:
             m = min(batch_size, n - len(outs))
-            with torch.no_grad():
-                gen = self.model.generate(
-                    **enc, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
-                    top_p=top_p, max_new_tokens=max_new_tokens, num_return_sequences=m,
-                    pad_token_id=self.tok.pad_token_id,
-                )
-            start = enc["input_ids"].shape[1]
-            outs.extend(self.tok.decode(g[start:], skip_special_tokens=True) for g in gen)
+            outs.extend(self._generate(enc, temperature, top_p, max_new_tokens, num_return_sequences=m))
         return outs
-
 
     def sample_many(self, requests: list[tuple[list[dict], int]], temperature: float, top_p: float,
                     max_new_tokens: int, salt: int = 0) -> list[list[str]]:
@@ -157,20 +161,9 @@ class Sampler:
         texts = [self.tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m, _ in requests]
         flat = [t for t, (_, n) in zip(texts, requests) for _ in range(n)]
         enc = self.tok(flat, return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
         torch.manual_seed(self.seed * 1_000_003 + salt)
-        with torch.no_grad():
-            gen = self.model.generate(
-                **enc, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
-                top_p=top_p, max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id,
-            )
-        start = enc["input_ids"].shape[1]
-        decoded = [self.tok.decode(g[start:], skip_special_tokens=True) for g in gen]
-        out, i = [], 0
-        for _, n in requests:
-            out.append(decoded[i:i + n])
-            i += n
-        return out
+        decoded = iter(self._generate(enc, temperature, top_p, max_new_tokens))
+        return [[next(decoded) for _ in range(n)] for _, n in requests]
 
 
 KNOWLEDGE_QUESTIONS = {
