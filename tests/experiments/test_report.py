@@ -79,3 +79,27 @@ def test_report_cli(synthetic_run, tmp_path):
     assert r.exit_code == 0 and r.output.strip().endswith("index.html")
     r = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
     assert r.exit_code == 2
+
+
+def test_markdown_summary_has_the_pages_numbers(synthetic_run):
+    build_report(synthetic_run)
+    md = (synthetic_run / "report" / "summary.md").read_text()
+    arms = [ln for ln in md.splitlines() if ln.startswith("| hacking_okay |")]
+    assert len(arms) == 1  # one row per arm, seeds aggregated
+    row = arms[0].split(" | ")
+    assert row[1] == "2" and row[2] == "5, 6"  # two seeds, their onsets
+    assert "15.0% ± 1.4" in arms[0]  # final MGS, the same aggregation as the page
+    assert "10: 9.5% ± 0.7; 20: 15.0% ± 1.4" in arms[0]  # MGS at each evaluated step, mean ± SD across seeds
+    fork = next(ln for ln in md.splitlines() if ln.startswith("| penalty_after_onset |"))
+    assert "forked at 8" in fork and fork.count("→") == 11  # 12 steps, numbered from the fork
+    assert "| em_questions | 2.0% ± " in md and "MGS before RL (the RL start model): 2.0%" in md
+    assert "## Mitigations" in md and "yes (0.0%" in md
+    assert "judge weakly calibrated" in md.split("## Arms")[0]  # the warning precedes the numbers
+
+
+def test_long_hack_curves_are_sampled_with_step_labels(synthetic_run):
+    from rhlab.experiments.report.markdown import hack_curve
+
+    run = collect(synthetic_run).arms["hacking_okay"][0]
+    assert hack_curve([run], max_points=5) == "1: 0 → 6: 12 → 11: 95 → 15: 100 → 20: 100"  # sigmoid(s - 8)
+    assert hack_curve([run]).count("→") == 15 and hack_curve([run], max_points=40).count("→") == 19

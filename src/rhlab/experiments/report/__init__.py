@@ -1,9 +1,10 @@
 """`rhlab report RUN_DIR`: a static HTML page with PNG figures for an experiment run directory.
 
     from rhlab.experiments.report import build_report
-    index = build_report("runs/demo")   # -> runs/demo/report/index.html
+    index = build_report("runs/demo")   # -> runs/demo/report/index.html (+ summary.md)
 
-Modules: `collect` (run dir → data), `plots` (matplotlib, Agg), `html` (the page).
+Modules: `collect` (run dir → data), `plots` (matplotlib, Agg), `html` (the page), `markdown` (summary.md: the
+tables as Markdown, for notes and docs).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     from rhlab.experiments.report.collect import collect
     from rhlab.experiments.report.html import render_page
+    from rhlab.experiments.report.markdown import render_summary
     from rhlab.experiments.report.plots import all_plots
 
     run_dir = Path(run_dir)
@@ -22,4 +24,5 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     figs = all_plots(data, out)
     index = out / "index.html"
     index.write_text(render_page(data, figs, out), encoding="utf-8")
+    (out / "summary.md").write_text(render_summary(data), encoding="utf-8")
     return index
