@@ -17,9 +17,13 @@ JUDGE_CALLS = {"em_questions": 2, "goals": 2, "alignment_questions": 2, "monitor
                "frame_colleague": 2}
 JUDGE_CALLS_DEFAULT = 1
 EMBEDDED = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
-STEP_S_16x96 = 60.0  # embedded model, 2 cores, short prompts
+# embedded model, 2 cores, short prompts, gradient checkpointing: the cpu-study run measured 125-161 s per step of
+# 16 x 96 tokens (2026-11-27); the demo 42-78 s per step of 8 x 96
+STEP_S_16x96 = 140.0
 LONG_PROMPT_FACTOR = 5.0
-EVAL_SAMPLE_S = 6.0  # embedded model, per sample at 96 tokens (agentic evals take a few turns)
+# embedded model, per sample at 96 tokens, model load included (agentic evals take a few turns): cpu-study's eval
+# points of 24 samples at 128 tokens took 70-100 s
+EVAL_SAMPLE_S = 2.8
 SHORT_ARMS = ("no_hints", "sdf_hacking_okay")
 
 
