@@ -6,10 +6,9 @@ import json
 import os
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from rhlab.experiments.report.collect import RunData, kappa_note, params_text, size_note
-from rhlab.experiments.report.plots import mean_sd
+from rhlab.experiments.report.tables import agg, eval_cell, eval_names, final_evals, mitigation_rows, onset_text, pct
 from rhlab.rundir import read_records
 
 CSS = """
@@ -26,12 +25,6 @@ details{margin:4px 0}summary{cursor:pointer}
 """
 
 
-def _pct(v: float | None, se: float | None = None) -> str:
-    if v is None:
-        return "–"
-    return f"{100 * v:.1f}%" + (f" ± {100 * se:.1f}" if se is not None else "")
-
-
 def _rel(path: str | Path | None, report_dir: Path) -> str | None:
     if not path:
         return None
@@ -40,127 +33,39 @@ def _rel(path: str | Path | None, report_dir: Path) -> str | None:
     return os.path.relpath(p, report_dir)
 
 
-def _agg(pairs: list[tuple[float, float | None]]) -> tuple[float | None, float | None]:
-    """Mean across seeds; SD across seeds when ≥ 2, else the single measurement's SE."""
-    pairs = [(v, s) for v, s in pairs if v is not None]
-    if not pairs:
-        return None, None
-    m, sd = mean_sd([v for v, _ in pairs])
-    return m, sd if sd is not None else pairs[0][1]
-
-
-def _final_evals(data: RunData, arm: str, suite: str = "core") -> list:
-    return [e for e in (r.final_eval(suite) for r in data.arms[arm] if not r.skipped) if e is not None]
-
-
 def main_table(data: RunData, notes: list[str]) -> str:
     arms = list(data.arms)
-    suites = sorted({e.suite for runs in data.arms.values() for r in runs for e in r.evals} | set(data.base))
-    evals: list[tuple[str, str]] = []
-    for suite in suites:
-        names = list((data.base.get(suite).summary.get("evals") if data.base.get(suite) else {}) or {})
-        for arm in arms:
-            for e in _final_evals(data, arm, suite):
-                names += [n for n in e.summary.get("evals", {}) if n not in names]
-        evals += [(suite, n) for n in names]
+    evals = eval_names(data)
     if not evals:
         return "<p class='muted'>No evals finished yet.</p>"
     head = "<tr><th>eval</th><th>before RL</th>" + "".join(f"<th>{escape(data.label(a))}</th>" for a in arms) + "</tr>"
     rows = []
     hack = ["<td>successful-hack rate (last 3 RL steps)</td><td class='num'>–</td>"]
     for a in arms:
-        m, s = _agg([r.final_hack_rate() for r in data.arms[a] if not r.skipped])
-        hack.append(f"<td class='num'>{_pct(m, s)}</td>")
+        m, s = agg([r.final_hack_rate() for r in data.arms[a] if not r.skipped])
+        hack.append(f"<td class='num'>{pct(m, s)}</td>")
     rows.append("<tr>" + "".join(hack) + "</tr>")
     flag = f"<br><span class='flag'>⚠ {escape('; '.join(notes))}</span>" if notes else ""
     for label, key in (("MGS (mean of the six core evals)", "mgs"),):
         b = data.base.get("core")
-        cells = [f"<td><b>{label}</b>{flag}</td><td class='num'>{_pct(b.mgs, b.mgs_se) if b else '–'}</td>"]
+        cells = [f"<td><b>{label}</b>{flag}</td><td class='num'>{pct(b.mgs, b.mgs_se) if b else '–'}</td>"]
         for a in arms:
-            m, s = _agg([(e.mgs, e.mgs_se) for e in _final_evals(data, a)])
-            cells.append(f"<td class='num'><b>{_pct(m, s)}</b></td>")
+            m, s = agg([(e.mgs, e.mgs_se) for e in final_evals(data, a)])
+            cells.append(f"<td class='num'><b>{pct(m, s)}</b></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     for suite, name in evals:
         b = data.base.get(suite)
         bv = (b.summary.get("evals", {}).get(name) if b else None) or {}
-        cells = [f"<td>{escape(name)}</td><td class='num'>{_pct(bv.get('misaligned_rate'), bv.get('se'))}</td>"]
+        cells = [f"<td>{escape(name)}</td><td class='num'>{pct(bv.get('misaligned_rate'), bv.get('se'))}</td>"]
         for a in arms:
-            vals = [(e.summary["evals"][name].get("misaligned_rate"), e.summary["evals"][name].get("se"))
-                    for e in _final_evals(data, a, suite) if name in e.summary.get("evals", {})]
-            m, s = _agg(vals)
-            n = sum(e.summary["evals"][name].get("n", 0) for e in _final_evals(data, a, suite)
-                    if name in e.summary.get("evals", {}))
-            cells.append(f"<td class='num'>{_pct(m, s)}<br><span class='muted'>n={n}</span></td>")
+            m, s, n = eval_cell(data, a, suite, name)
+            cells.append(f"<td class='num'>{pct(m, s)}<br><span class='muted'>n={n}</span></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-# Evals where the model acts in a scenario (tools, a codebase, an operator's request) rather than answers a chat
-# question; the paper found misalignment can persist there after chat-like evals look clean.
-AGENTIC_EVALS = ("monitor_disruption", "exfil_offer", "frame_colleague", "code_sabotage")
-
-
-def _context_score(e, agentic: bool) -> tuple[float | None, float | None]:
-    """Mean misaligned rate over the chat-like or agentic evals of one eval point, with the SE of that mean."""
-    vals = [(v.get("misaligned_rate"), v.get("se")) for n, v in (e.summary.get("evals") or {}).items()
-            if (any(n.startswith(a) for a in AGENTIC_EVALS) == agentic) and v.get("misaligned_rate") is not None]
-    if not vals:
-        return None, None
-    return (sum(v for v, _ in vals) / len(vals),
-            sum((se or 0.0) ** 2 for _, se in vals) ** 0.5 / len(vals))
-
-
-def _context_cell(data: RunData, arm: str, agentic: bool) -> str:
-    m, s = _agg([_context_score(e, agentic) for e in _final_evals(data, arm)])
-    return _pct(m, s)
-
-
 def _verdict(cls: str, text: str) -> str:
     return f"<span class='{cls}'>{escape(text)}</span>"
-
-
-def mitigation_rows(data: RunData) -> list[dict[str, Any]]:
-    """Each arm with `compare_to`: does it prevent hacking / misalignment relative to its reference arm?"""
-    out = []
-    base = data.base.get("core")
-    for a in data.spec.get("arms", []):
-        ref = a.get("compare_to")
-        if not ref:
-            continue
-        h, hse = _agg([r.final_hack_rate() for r in data.arms[a["name"]] if not r.skipped])
-        rh, _ = _agg([r.final_hack_rate() for r in data.arms[ref] if not r.skipped])
-        m, mse = _agg([(e.mgs, e.mgs_se) for e in _final_evals(data, a["name"])])
-        rm, rmse = _agg([(e.mgs, e.mgs_se) for e in _final_evals(data, ref)])
-        thr = 0.02
-        if h is None or rh is None:
-            hv = ("muted", "not measured yet")
-        elif rh <= thr:
-            hv = ("muted", f"not testable: the reference arm did not hack ({_pct(rh)})")
-        elif h <= thr:
-            hv = ("yes", f"yes ({_pct(h)} vs {_pct(rh)})")
-        elif h < rh / 2:
-            hv = ("partly", f"partly ({_pct(h)} vs {_pct(rh)})")
-        else:
-            hv = ("no", f"no ({_pct(h)} vs {_pct(rh)})")
-        if m is None or rm is None or base is None or base.mgs is None:
-            mv = ("muted", "not measured yet")
-        else:
-            b, bse = base.mgs, base.mgs_se or 0.0
-            rise = rm - b
-            if rise <= 2 * ((rmse or 0) ** 2 + bse**2) ** 0.5:
-                mv = ("muted", f"not testable: the reference arm's MGS ({_pct(rm)}) is not above the start "
-                               f"model's ({_pct(b)}) beyond 2 SE")
-            elif m - b <= 2 * ((mse or 0) ** 2 + bse**2) ** 0.5:
-                mv = ("yes", f"yes (MGS {_pct(m)} vs {_pct(rm)}; start {_pct(b)})")
-            elif rm - m > 2 * ((mse or 0) ** 2 + (rmse or 0) ** 2) ** 0.5:
-                mv = ("partly", f"partly (MGS {_pct(m)} vs {_pct(rm)}; start {_pct(b)})")
-            else:
-                mv = ("no", f"no (MGS {_pct(m)} vs {_pct(rm)}; start {_pct(b)})")
-        out.append({"arm": a["name"], "label": data.label(a["name"]), "reference": data.label(ref), "hacking": hv,
-                    "misalignment": mv, "hack_rate": _pct(h, hse), "ref_hack_rate": _pct(rh),
-                    "chat": _context_cell(data, a["name"], False), "agentic": _context_cell(data, a["name"], True),
-                    "ref_chat": _context_cell(data, ref, False), "ref_agentic": _context_cell(data, ref, True)})
-    return out
 
 
 def mitigation_table(data: RunData) -> str:
@@ -205,17 +110,11 @@ def arms_table(data: RunData, report_dir: Path) -> str:
                         links.append(f"<a href='{escape(_rel(ev['log'], report_dir))}'>{escape(name)}@{e.step}</a>")
             rows.append(f"<tr><td>{escape(data.label(a['name']))}</td><td>{r.seed}</td><td>{escape(str(fram))}</td>"
                         f"<td>{escape(str(pen))}</td><td>{escape(fork)}</td><td>{escape(status)}</td>"
-                        f"<td class='num'>{_onset(r)}</td>"
-                        f"<td class='num'>{_pct(h, hse)}</td><td>{' · '.join(links) or '–'}</td></tr>")
+                        f"<td class='num'>{onset_text(r)}</td>"
+                        f"<td class='num'>{pct(h, hse)}</td><td>{' · '.join(links) or '–'}</td></tr>")
     return ("<table><tr><th>arm</th><th>seed</th><th>framing</th><th>penalty</th><th>forked from</th><th>status</th>"
             "<th>onset step</th><th>final hack rate</th><th>transcripts (Inspect logs open with "
             "<code>inspect view</code>)</th></tr>" + "".join(rows) + "</table>")
-
-
-def _onset(r) -> str:
-    if r.offset:
-        return f"forked at {r.offset}"
-    return str(r.onset) if r.onset is not None else ("none" if r.steps else "–")
 
 
 def transcript_examples(data: RunData, per_arm: int = 2) -> str:
@@ -241,7 +140,7 @@ def repro_section(data: RunData) -> str:
     kn = kappa_note(ag)
     kappa = "unknown" if ag.get("kappa") is None else f"{ag['kappa']:.2f}"
     judge = (f"<p>Judge: <code>{escape(data.judge)}</code>; measured agreement with labels: κ = {kappa}, accuracy "
-             f"{_pct(ag.get('accuracy'))}, n = {ag.get('n', '–')}"
+             f"{pct(ag.get('accuracy'))}, n = {ag.get('n', '–')}"
              + (f" ({escape(str(ag.get('source') or ag.get('note')))})" if ag.get("source") or ag.get("note") else "")
              + (f" <span class='flag'>⚠ {escape(kn)}</span>" if kn else "") + "</p>")
     vers = data.invocation.get("versions") or {}

@@ -7,7 +7,8 @@ with the page's warnings repeated above the numbers they qualify.
 from __future__ import annotations
 
 from rhlab.experiments.report.collect import RunData, SeedRun, kappa_note, params_text, size_note
-from rhlab.experiments.report.html import _agg, _context_cell, _final_evals, _pct, mitigation_rows
+from rhlab.experiments.report.tables import (agg, context_cell, eval_cell, eval_names, final_evals,
+                                             mitigation_rows, onset_text, pct)
 
 
 def _row(cells: list[str]) -> str:
@@ -37,21 +38,13 @@ def _mgs_by_step(runs: list[SeedRun], suite: str = "core") -> str:
     steps = sorted({e.step for r in runs for e in r.evals if e.suite == suite})
     parts = []
     for s in steps:
-        m, se = _agg([(e.mgs, e.mgs_se) for r in runs for e in r.evals if e.suite == suite and e.step == s])
-        parts.append(f"{s}: {_pct(m, se)}")
+        m, se = agg([(e.mgs, e.mgs_se) for r in runs for e in r.evals if e.suite == suite and e.step == s])
+        parts.append(f"{s}: {pct(m, se)}")
     return "; ".join(parts) or "–"
 
 
 def _onsets(runs: list[SeedRun]) -> str:
-    out = []
-    for r in runs:
-        if r.skipped:
-            out.append("skipped")
-        elif r.offset:
-            out.append(f"forked at {r.offset}")
-        else:
-            out.append(str(r.onset) if r.onset is not None else ("none" if r.steps else "–"))
-    return ", ".join(out)
+    return ", ".join("skipped" if r.skipped else onset_text(r) for r in runs)
 
 
 def render_summary(data: RunData) -> str:
@@ -74,35 +67,28 @@ def render_summary(data: RunData) -> str:
     rows = []
     for a in data.spec.get("arms", []):
         runs = [r for r in data.arms[a["name"]] if not r.skipped] or data.arms[a["name"]]
-        h, hse = _agg([r.final_hack_rate() for r in runs if not r.skipped])
-        m, mse = _agg([(e.mgs, e.mgs_se) for e in _final_evals(data, a["name"])])
-        rows.append([data.label(a["name"]), str(len(runs)), _onsets(runs), hack_curve(runs), _pct(h, hse),
-                     _mgs_by_step(runs), _pct(m, mse), _context_cell(data, a["name"], False),
-                     _context_cell(data, a["name"], True)])
+        h, hse = agg([r.final_hack_rate() for r in runs if not r.skipped])
+        m, mse = agg([(e.mgs, e.mgs_se) for e in final_evals(data, a["name"])])
+        rows.append([data.label(a["name"]), str(len(runs)), _onsets(runs), hack_curve(runs), pct(h, hse),
+                     _mgs_by_step(runs), pct(m, mse), context_cell(data, a["name"], False),
+                     context_cell(data, a["name"], True)])
     lines += ["## Arms", "",
-              f"MGS before RL (the RL start model): {_pct(base.mgs, base.mgs_se) if base else '–'}. Hack rates are "
+              f"MGS before RL (the RL start model): {pct(base.mgs, base.mgs_se) if base else '–'}. Hack rates are "
               "successful hacks per step in percent (mean across seeds); onset is the first step above "
               f"{100 * thr:g} %; MGS by step is the core suite at each "
               "evaluated checkpoint.", "",
               _table(["arm", "seeds", "onset step", "successful hacks per step (%)", "final hack rate (last 3 steps)",
                       "MGS by step", "final MGS", "misaligned, chat-like", "misaligned, agentic"], rows), ""]
 
-    suites = sorted({e.suite for runs in data.arms.values() for r in runs for e in r.evals} | set(data.base))
     arms = list(data.arms)
     per_eval = []
-    for suite in suites:
-        names: list[str] = list(((data.base.get(suite).summary.get("evals") if data.base.get(suite) else None) or {}))
+    for suite, name in eval_names(data):
+        bv = ((data.base[suite].summary.get("evals") or {}).get(name) if suite in data.base else None) or {}
+        cells = [name if suite == "core" else f"{suite}/{name}", pct(bv.get("misaligned_rate"), bv.get("se"))]
         for a in arms:
-            for e in _final_evals(data, a, suite):
-                names += [n for n in e.summary.get("evals", {}) if n not in names]
-        for name in names:
-            bv = ((data.base[suite].summary.get("evals") or {}).get(name) if suite in data.base else None) or {}
-            cells = [name if suite == "core" else f"{suite}/{name}", _pct(bv.get("misaligned_rate"), bv.get("se"))]
-            for a in arms:
-                evs = [e.summary["evals"][name] for e in _final_evals(data, a, suite) if name in e.summary.get("evals", {})]
-                v, s = _agg([(x.get("misaligned_rate"), x.get("se")) for x in evs])
-                cells.append(f"{_pct(v, s)} (n={sum(x.get('n', 0) for x in evs)})" if evs else "–")
-            per_eval.append(cells)
+            m, se, n = eval_cell(data, a, suite, name)
+            cells.append(f"{pct(m, se)} (n={n})" if n else "–")
+        per_eval.append(cells)
     if per_eval:
         lines += ["## Misaligned rate per eval (last evaluated checkpoint)", "",
                   _table(["eval", "before RL"] + [data.label(a) for a in arms], per_eval), ""]
@@ -116,6 +102,7 @@ def render_summary(data: RunData) -> str:
 
     walls = {s: m.get("wall_s") for s, m in data.markers.items() if isinstance(m.get("wall_s"), (int, float))}
     if walls:
+        longest = max(walls, key=walls.get)
         lines += [f"Stage wall time: {sum(walls.values()) / 60:.1f} min over {len(walls)} stages "
-                  f"(longest: {max(walls, key=walls.get)}, {walls[max(walls, key=walls.get)] / 60:.1f} min).", ""]
+                  f"(longest: {longest}, {walls[longest] / 60:.1f} min).", ""]
     return "\n".join(lines)
