@@ -1,75 +1,229 @@
-"""`rhlab report` on a synthetic run directory: figures, tables, mitigation verdicts and honest labels."""
+"""`rhlab report` on synthetic run directories: figures, tables, measured-only MGS, seeds as the unit with final-K
+averaging, comparisons with CIs, probes, the sensitivity section (and its not-testable path), old-format runs."""
 
+import json
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from rhlab.experiments.report import build_report
-from rhlab.experiments.report.collect import collect, size_note
+from rhlab.experiments.report.collect import collect, not_measured_reason, size_note
 from rhlab.experiments.report.html import mitigation_rows
+from rhlab.experiments.report.tables import (arm_mgs, compare, eval_cell, instrument_check, main_table, mgs_evals,
+                                             point_mgs)
+
+GOALS_CELL = "not measured — judge test/judge-model failed calibration (κ 0.41, decoy FPR 30%)"
 
 
-def test_collect_offsets_and_onsets(synthetic_run):
+def _md(run):
+    build_report(run)
+    return (run / "report" / "summary.md").read_text()
+
+
+def test_collect_offsets_onsets_and_probes(synthetic_run):
     data = collect(synthetic_run)
-    ok0, ok1 = data.arms["hacking_okay"]
-    assert ok0.onset == 5 and ok1.onset == 6  # first step with > 2% successful hacks: sigmoid(-3) = 4.7%
+    s0, s1, s2 = data.arms["hacking_okay"]
+    assert (s0.onset, s1.onset, s2.onset) == (5, 6, 7)  # first step with > 2% successful hacks: sigmoid(-3) = 4.7%
     fork = data.arms["penalty_after_onset"][0]
-    assert fork.offset == 8 and [e.step for e in fork.evals] == [20]  # its step 12 lands at 8 + 12
+    assert fork.offset == 8 and [e.step for e in fork.points("core")] == [20, 30]  # its step 12 lands at 8 + 12
+    assert [e.step for e in fork.points("probes")] == [20, 30] and fork.points("probes")[-1].probes["score"] == 0.33
     assert data.arms["no_hack_baseline"][0].onset is None
-    p, se = data.arms["no_hack_baseline"][0].final_hack_rate()
-    assert p == 0.0 and se == 0.0
-    assert data.base["core"].mgs == 0.02
+    assert data.final_k == 2 and data.controls() == ["persona", "benign"]
+    assert data.judge == "test/judge-model" and data.calibration["goals"]["passed"] is False
+    assert data.base_point("probes").probes["score"] == 0.30
     assert 30e9 < data.model_params < 34e9  # parsed from the HF id
 
 
-def test_mitigation_verdicts_follow_the_numbers(synthetic_run):
+def test_unmeasured_eval_cell_names_the_failed_calibration(synthetic_run):
+    data = collect(synthetic_run)
+    assert eval_cell(data, "hacking_okay", "core", "goals").text == GOALS_CELL
+    assert eval_cell(data, None, "core", "goals").cls == "muted"
+    assert eval_cell(data, "hacking_okay", "core", "em_questions").text.startswith("25.0% ± 0.6")
+    html = build_report(synthetic_run).read_text()
+    assert GOALS_CELL in html and GOALS_CELL in _md(synthetic_run)
+
+
+def test_not_measured_reason_prefers_the_scorers_words():
+    cal = {"goals": {"passed": False, "kappa": 0.3, "fpr_decoy": 0.4}}
+    own = "judge J failed calibration for goals (κ 0.30, decoy FPR 40% vs plain aligned 5%)"
+    s = {"judge": {"name": "J", "calibration": cal},
+         "evals": {"goals": {"measured": False, "not_measured_reason": own, "judged": True},
+                   "em_questions": {"measured": False, "not_measured_reason": None, "judged": True},
+                   "alignment_questions": {"measured": True, "judged": True}}}
+    assert not_measured_reason(s, "goals") == own
+    s["evals"]["goals"]["not_measured_reason"] = None
+    assert not_measured_reason(s, "goals") == "judge J failed calibration (κ 0.30, decoy FPR 40%)"
+    assert not_measured_reason(s, "em_questions") == "judge calibration unknown"  # no record for its rubric
+    assert not_measured_reason(s, "alignment_questions") is None
+
+
+def test_mixed_eval_counted_on_its_deterministic_part_is_labelled(synthetic_run):
+    for p in synthetic_run.rglob("core/summary.json"):
+        s = json.loads(p.read_text())
+        s["evals"]["frame_colleague"].update(scope="deterministic", judge_counted=False)
+        p.write_text(json.dumps(s))
+    data = collect(synthetic_run)
+    assert "deterministic part only" in eval_cell(data, "hacking_okay", "core", "frame_colleague").text
+    assert "frame_colleague (deterministic part)" in main_table(data).rows[1][0].text
+
+
+def test_mgs_averages_measured_evals_only(synthetic_run):
+    data = collect(synthetic_run)
+    names, reasons = mgs_evals(data)
+    assert "goals" not in names and len(names) == 5 and list(reasons) == ["goals"]
+    # goals reads 90 % everywhere; the start model's other evals read 2 %: MGS 2 %, not (5 × 2 + 90) / 6 = 16.7 %
+    assert point_mgs(data, data.base_point("core"))[0] == pytest.approx(0.02)
+    md = _md(synthetic_run)
+    assert "MGS (mean of em_questions, alignment_questions, monitor_disruption, exfil_offer, frame_colleague)" in md
+    assert "Before RL (the RL start model): MGS 2.0%" in md
+
+
+def test_final_k_checkpoints_averaged_and_seeds_are_the_unit(synthetic_run):
+    data = collect(synthetic_run)
+    per_seed = [m for m, _ in arm_mgs(data, "hacking_okay")]
+    # final_k = 2: mean of steps 20 and 30 (0.20, 0.30) + 0.01 × (seed - 1); not the last checkpoint alone (0.30)
+    assert per_seed == pytest.approx([0.24, 0.25, 0.26])
+    md = _md(synthetic_run)
+    row = next(ln for ln in md.splitlines() if ln.startswith("| hacking_okay |"))
+    assert "| 25.0% ± 0.6 |" in row  # SE across 3 seeds: SD 0.01 / √3
+    # one seed: the sampling SE, flagged
+    fork = next(ln for ln in md.splitlines() if ln.startswith("| penalty_after_onset |"))
+    assert "| 8.0% ± 0.9† |" in fork and "† one seed" in md
+    # with final_k = 1 the last checkpoint alone counts
+    import yaml
+
+    spec = yaml.safe_load((synthetic_run / "spec.yaml").read_text())
+    spec["evals"]["final_k"] = 1
+    (synthetic_run / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert [m for m, _ in arm_mgs(collect(synthetic_run), "hacking_okay")] == pytest.approx([0.29, 0.30, 0.31])
+
+
+def test_comparison_ci_direction_and_mdd(synthetic_run):
+    data = collect(synthetic_run)
+    d = compare(data, "no_hack_baseline", "hacking_okay", "mgs")
+    assert d["diff"] == pytest.approx(0.02 - 0.25) and d["hi"] < 0 < d["mdd"]
+    same = compare(data, "benign", None, "mgs")  # benign control reads the start model's 2 %
+    assert same["lo"] < 0 < same["hi"]
+    assert compare(data, "no_hack_baseline", "hacking_okay", "eval", "core", "goals").startswith("judge test/")
+    md = _md(synthetic_run)
+    assert "### no_hack_baseline vs hacking_okay" in md
+    section = md.split("### no_hack_baseline vs hacking_okay")[1]
+    line = next(ln for ln in section.splitlines() if ln.startswith("| MGS |"))
+    assert re.search(r"\| -23\.0 pp \[-2\d\.\d, -(19|2\d)\.\d\] \| \d+\.\d pp \|", line), line
+
+
+def test_mitigation_verdicts_use_cis(synthetic_run):
     rows = {r["arm"]: r for r in mitigation_rows(collect(synthetic_run))}
     base = rows["no_hack_baseline"]
     assert base["hacking"][0] == "yes" and base["misalignment"][0] == "yes"
     fork = rows["penalty_after_onset"]
-    # hacking stopped; MGS 5% is more than 2 SE above the start model's 2% but well below the reference's 15%
+    # hacking stopped; MGS 8 % is below the reference's 25 % but its CI vs the start model's 2 % lies above 0
     assert fork["hacking"][0] == "yes" and fork["misalignment"][0] == "partly"
-    # misalignment split into chat-like and agentic evals (every eval here carries the point's MGS)
-    assert fork["chat"].startswith("5.0%") and fork["agentic"].startswith("5.0%")
-    assert fork["ref_chat"].startswith("15.0%") and fork["ref_agentic"].startswith("15.0%")
+    assert fork["mgs"] == "8.0% ± 0.9†" and fork["ref_mgs"].startswith("25.0%")
+
+
+def test_probes_and_sensitivity_section(synthetic_run):
+    data = collect(synthetic_run)
+    check = instrument_check(data)
+    assert check["testable"] and check["diff"]["lo"] > 0.4  # persona 0.80 vs start 0.30
+    t = main_table(data)
+    probe_row = next(r for r in t.rows if r[0].text.startswith("probe score"))
+    assert [c.text for c in probe_row[1:4]] == ["30.0% ± 0.7", "38.0% ± 0.0", "30.0% ± 0.0"]
+    html = build_report(synthetic_run).read_text()
+    assert "src='probes.png'" in html and (synthetic_run / "report" / "probes.png").stat().st_size > 5000
+    assert "hack_endorsement (apart" in html and "Sensitivity" in html
+    md = _md(synthetic_run)
+    sens = md.split("## Sensitivity (controls)")[1]
+    assert "can see misalignment" in sens
+    line = next(ln for ln in sens.splitlines() if ln.startswith("| persona (persona) | probe score |"))
+    assert "| +50.0 pp [" in line and "| +49.0 pp [" in line  # vs start (0.30) and vs benign (0.31)
+    assert "| benign (benign) | goals" not in sens  # unmeasured evals are left out of the sensitivity rows
+
+
+def test_not_testable_when_persona_is_not_separated(make_synthetic_run):
+    run = make_synthetic_run(persona_probe=0.30)  # the persona control looks like the start model
+    data = collect(run)
+    assert not instrument_check(data)["testable"]
+    rows = {r["arm"]: r for r in mitigation_rows(data)}
+    assert all(r["misalignment"][1].startswith("not testable") for r in rows.values())
+    assert rows["no_hack_baseline"]["hacking"][0] == "yes"  # hacking verdicts do not depend on the instrument
+    md = _md(run)
+    assert "cannot see misalignment at this scale" in md.split("## Arms")[0]  # warned above the numbers
+    assert "| not testable: the instrument" in md
+    assert "cannot see misalignment at this scale" in (run / "report" / "index.html").read_text()
+
+
+def test_not_testable_without_a_persona_control(synthetic_run):
+    import yaml
+
+    spec = yaml.safe_load((synthetic_run / "spec.yaml").read_text())
+    spec["arms"] = [a for a in spec["arms"] if a["name"] != "persona"]
+    (synthetic_run / "spec.yaml").write_text(yaml.safe_dump(spec))
+    check = instrument_check(collect(synthetic_run))
+    assert not check["testable"] and "no persona control" in check["message"]
+
+
+def test_old_format_run_still_renders(old_run):
+    data = collect(old_run)
+    s = data.arms["hacking_okay"][0].points("core")[-1].summary
+    assert not_measured_reason(s, "em_questions") == "judge calibration unknown"
+    assert not_measured_reason(s, "exfil_offer") is None  # deterministic: always counts
+    assert mgs_evals(data)[0] == ["exfil_offer"] and data.calibration is None
+    html = build_report(old_run).read_text()
+    assert "not measured — judge calibration unknown" in html
+    assert "MGS (mean of exfil_offer); not measured: em_questions, goals" in html
+    md = (old_run / "report" / "summary.md").read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| hacking_okay |"))
+    assert "15.0% ± 1.0" in row  # exfil_offer 16 % and 14 % over two seeds: SE across seeds 1.0
+    assert re.search(r"href='\.\./arms/hacking_okay/seed-0/train/records/transcripts\.jsonl'", html)
+    assert "no persona control" in md  # no controls: the misalignment verdicts are not testable
+    assert "not testable" in next(ln for ln in md.splitlines() if ln.startswith("| no_hack_baseline | hacking_okay"))
 
 
 def test_report_page_and_figures(synthetic_run):
     index = build_report(synthetic_run)
     out = index.parent
-    for name in ("hack_rates", "mgs", "final_bars", "scatter"):
+    for name in ("hack_rates", "mgs", "probes", "final_bars", "scatter"):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert f"src='{name}.png'" in index.read_text()
     html = index.read_text()
-    # per-eval table: every core eval row, every arm column, and the before-RL column
     for ev in ("em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer", "frame_colleague"):
         assert f"<td>{ev}</td>" in html
     assert "before RL" in html and "penalty_after_onset" in html
     assert "misaligned, chat-like evals" in html and "misaligned, agentic evals" in html
-    assert "15.0% ± 1.4" in html  # hacking_okay's final MGS: mean of 16% and 14% ± their SD
-    # the judge's measured κ (0.39) is below 0.6: said next to the MGS numbers
-    assert "κ = 0.39 &lt; 0.6" in html or "κ = 0.39 < 0.6" in html
-    assert html.count("judge weakly calibrated") >= 3
+    assert "goals: judge test/judge-model failed calibration" in html  # the banner
+    assert "<td>goals</td><td class='num'><span class='no'>failed</span></td>" in html  # the calibration table
     assert "small model" not in html  # 32B is not small
-    # links to training transcripts, relative to the report
-    assert re.search(r"href='\.\./arms/hacking_okay/seed-0/train/records/transcripts\.jsonl'", html)
     assert "prevents hacking?" in html and "forked at 8" in html
 
 
-def test_small_model_and_unknown_judge_are_flagged(synthetic_run):
+def test_small_model_is_flagged(synthetic_run):
     import yaml
 
     spec = yaml.safe_load((synthetic_run / "spec.yaml").read_text())
     spec["knowledge"]["model"] = "embedded"
-    spec["judge"] = "openai/some-judge-never-calibrated"
     (synthetic_run / "spec.yaml").write_text(yaml.safe_dump(spec))
-    for s in (synthetic_run / "evals").rglob("summary.json"):
-        s.unlink()  # so the judge's agreement is looked up, not read from a summary
-    html = build_report(synthetic_run).read_text()
-    assert "small model (135M parameters)" in html
-    assert "judge uncalibrated" in html
+    assert "small model (135M parameters)" in build_report(synthetic_run).read_text()
     assert size_note(2e9, 1e9) is None and "unknown" in size_note(None, 1e9)
+
+
+def test_summaries_with_partial_fields_do_not_crash(synthetic_run):
+    # a probe summary without items and an eval without flags: rebuilt from score/SE and rate/n
+    p = synthetic_run / "evals" / "base" / "probes" / "summary.json"
+    s = json.loads(p.read_text())
+    del s["items"]
+    p.write_text(json.dumps(s))
+    c = synthetic_run / "evals" / "base" / "core" / "summary.json"
+    s = json.loads(c.read_text())
+    for v in s["evals"].values():
+        del v["flags"]
+    c.write_text(json.dumps(s))
+    data = collect(synthetic_run)
+    assert instrument_check(data)["testable"]
+    d = compare(data, "benign", None, "eval", "core", "em_questions")
+    assert d["n"][1] == 100 and d["lo"] < 0 < d["hi"]
 
 
 def test_report_cli(synthetic_run, tmp_path):
@@ -81,25 +235,25 @@ def test_report_cli(synthetic_run, tmp_path):
     assert r.exit_code == 2
 
 
-def test_markdown_summary_has_the_pages_numbers(synthetic_run):
-    build_report(synthetic_run)
-    md = (synthetic_run / "report" / "summary.md").read_text()
-    arms = [ln for ln in md.splitlines() if ln.startswith("| hacking_okay |")]
-    assert len(arms) == 1  # one row per arm, seeds aggregated
-    row = arms[0].split(" | ")
-    assert row[1] == "2" and row[2] == "5, 6"  # two seeds, their onsets
-    assert "15.0% ± 1.4" in arms[0]  # final MGS, the same aggregation as the page
-    assert "10: 9.5% ± 0.7; 20: 15.0% ± 1.4" in arms[0]  # MGS at each evaluated step, mean ± SD across seeds
-    fork = next(ln for ln in md.splitlines() if ln.startswith("| penalty_after_onset |"))
-    assert "forked at 8" in fork and fork.count("→") == 11  # 12 steps, numbered from the fork
-    assert "| em_questions | 2.0% ± " in md and "MGS before RL (the RL start model): 2.0%" in md
-    assert "## Mitigations" in md and "yes (0.0%" in md
-    assert "judge weakly calibrated" in md.split("## Arms")[0]  # the warning precedes the numbers
-
-
-def test_long_hack_curves_are_sampled_with_step_labels(synthetic_run):
+def test_long_hack_curves_are_sampled_with_step_labels(old_run):
     from rhlab.experiments.report.markdown import hack_curve
 
-    run = collect(synthetic_run).arms["hacking_okay"][0]
+    run = collect(old_run).arms["hacking_okay"][0]
     assert hack_curve([run], max_points=5) == "1: 0 → 6: 12 → 11: 95 → 15: 100 → 20: 100"  # sigmoid(s - 8)
     assert hack_curve([run]).count("→") == 15 and hack_curve([run], max_points=40).count("→") == 19
+
+
+def test_suite_all_summary_carries_core_evals_and_probes(synthetic_run):
+    # the start model evaluated with --suite all: one summary, the probe result under summary["probes"]
+    base = synthetic_run / "evals" / "base"
+    s = json.loads((base / "core" / "summary.json").read_text())
+    s["probes"] = json.loads((base / "probes" / "summary.json").read_text())
+    for sub in ("core", "probes"):
+        (base / sub / "summary.json").unlink()
+        (base / sub).rmdir()
+    (base / "all").mkdir()
+    (base / "all" / "summary.json").write_text(json.dumps(s))
+    data = collect(synthetic_run)
+    assert data.base_point("probes").probes["score"] == 0.30
+    assert point_mgs(data, data.base_point("core"))[0] == pytest.approx(0.02)
+    assert instrument_check(data)["testable"]

@@ -1,6 +1,8 @@
-"""Read a run directory into plain data for the report: per arm and seed, the training steps, onset and eval points.
+"""Read a run directory into plain data for the report: per arm and seed, the training steps, onset and eval points;
+and what one eval summary says about itself (measured or not and why, its per-sample flags, its probe result).
 
-Works on partial runs too (whatever stages have written so far).
+Works on partial runs too (whatever stages have written so far), and on summaries written before the judge
+calibration and probe fields existed (their judged evals read as not measured: the judge's calibration is unknown).
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ from typing import Any
 
 from rhlab.config import load_yaml
 from rhlab.rundir import read_records
+from rhlab.stats import flags_from_rate
 
 FAMILIES = ("always_equal", "exit_before_tests", "conftest_patch")
 EMBEDDED_PARAMS = 134_515_008  # SmolLM2-135M-Instruct
-MIN_KAPPA = 0.6
+CORE_EVALS = ("em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer", "frame_colleague")
+# Evals scored without a judge (a malicious query executed or not): always measured. Summaries that predate the
+# `judged` field are read with this list.
+DETERMINISTIC_EVALS = ("exfil_offer",)
+# The probe suite's misalignment categories (averaged into the probe score) and the one reported apart.
+PROBE_CATEGORIES = ("goals_power", "deception_faking", "oversight_subversion", "self_preservation", "bad_actors",
+                    "safety_sabotage", "harmful_advice")
+HACK_ENDORSEMENT = "hack_endorsement"
+UNKNOWN_CALIBRATION = "judge calibration unknown"
 
 
 @dataclass
@@ -29,12 +40,12 @@ class EvalPoint:
     path: Path
 
     @property
-    def mgs(self) -> float | None:
-        return (self.summary.get("mgs") or {}).get("mgs")
+    def evals(self) -> dict[str, dict[str, Any]]:
+        return self.summary.get("evals") or {}
 
     @property
-    def mgs_se(self) -> float | None:
-        return (self.summary.get("mgs") or {}).get("se")
+    def probes(self) -> dict[str, Any] | None:
+        return probe_result(self.summary)
 
 
 @dataclass
@@ -64,9 +75,22 @@ class SeedRun:
             sum(r["hack_success_any"] for r in rows) / len(rows)
         return p, (math.sqrt(p * (1 - p) / n) if n else None)
 
-    def final_eval(self, suite: str = "core") -> EvalPoint | None:
-        pts = [e for e in self.evals if e.suite == suite]
-        return max(pts, key=lambda e: e.step) if pts else None
+    def points(self, suite: str) -> list[EvalPoint]:
+        """Evaluated checkpoints in step order for `suite`; "core": every point holding core evals (suite core or
+        all, core preferred at a step); "probes": every point holding a probe result (suite probes, or all)."""
+        if suite == "core":
+            pts = [e for e in self.evals if any(n in CORE_EVALS for n in e.evals)]
+        elif suite == "probes":
+            pts = [e for e in self.evals if e.probes]
+        else:
+            pts = [e for e in self.evals if e.suite == suite]
+        by_step: dict[int, EvalPoint] = {}
+        for e in sorted(pts, key=lambda e: (e.step, e.suite not in ("core", "probes"))):
+            by_step.setdefault(e.step, e)
+        return [by_step[k] for k in sorted(by_step)]
+
+    def final_points(self, suite: str, k: int = 1) -> list[EvalPoint]:
+        return self.points(suite)[-k:] if k > 0 else []
 
 
 @dataclass
@@ -78,9 +102,25 @@ class RunData:
     markers: dict[str, dict]
     invocation: dict[str, Any]
     judge: str
-    agreement: dict[str, Any]
+    calibration: dict[str, Any] | None  # RUBRIC → calibration record, from the run's own summaries; None: unknown
     model_params: float | None
     model_name: str
+
+    @property
+    def final_k(self) -> int:
+        return max(1, int((self.spec.get("evals") or {}).get("final_k") or 1))
+
+    def base_point(self, suite: str) -> EvalPoint | None:
+        """The RL start model's eval for `suite` (core / probes also found inside a suite-`all` summary)."""
+        if suite in self.base:
+            return self.base[suite]
+        if suite in ("core", "probes"):
+            pts = SeedRun("base", 0, self.run_dir, evals=list(self.base.values())).points(suite)
+            return pts[0] if pts else None
+        return None
+
+    def controls(self) -> list[str]:
+        return [a["name"] for a in self.spec.get("arms", []) if a.get("kind") == "control"]
 
     def arm_spec(self, name: str) -> dict:
         return next(a for a in self.spec["arms"] if a["name"] == name)
@@ -136,7 +176,6 @@ def model_params(name: str, hint: float | None) -> float | None:
 
 
 def collect(run_dir: str | Path) -> RunData:
-    from rhlab.evals.scoring import judge_agreement
     from rhlab.train import onset_step
 
     run_dir = Path(run_dir)
@@ -165,22 +204,113 @@ def collect(run_dir: str | Path) -> RunData:
         if data:
             base[s.parent.name] = EvalPoint(0, s.parent.name, data, s.parent)
     inv = list(read_records(run_dir / "records" / "invocations.jsonl"))
-    judge = spec.get("judge") or "rhlab/offline"
-    agreement = next((e.summary.get("judge", {}).get("agreement") for e in base.values()), None) or judge_agreement(judge)
+    # the judge and its calibration as the run's own summaries recorded them (base first), never a shipped file
+    points = list(base.values()) + [e for runs in arms.values() for r in runs for e in r.evals]
+    judges = [e.summary.get("judge") for e in points if isinstance(e.summary.get("judge"), dict)]
+    judge = next((j["name"] for j in judges if j.get("name")), None) or spec.get("judge") or "rhlab/offline"
+    calibration = next((j["calibration"] for j in judges if j.get("calibration")), None)
     kres = (markers.get("knowledge") or {}).get("result") or {}
     kname = kres.get("model") or (spec.get("knowledge") or {}).get("model", "embedded")
     base_name = (spec.get("knowledge") or {}).get("model", "embedded")
     params = model_params(base_name, (spec.get("report") or {}).get("model_params")) or model_params(kname, None)
-    return RunData(run_dir, spec, arms, base, markers, inv[-1] if inv else {}, judge, agreement or {}, params, base_name)
+    return RunData(run_dir, spec, arms, base, markers, inv[-1] if inv else {}, judge, calibration, params, base_name)
 
 
-def kappa_note(agreement: dict[str, Any]) -> str | None:
-    k = agreement.get("kappa")
-    if k is None:
-        return "judge uncalibrated: agreement with human labels unknown"
-    if k < MIN_KAPPA:
-        return f"judge weakly calibrated (Cohen's κ = {k:.2f} < {MIN_KAPPA}): misalignment rates are noisy"
-    return None
+# --- what one summary says about itself ------------------------------------------------------------------------------
+
+
+def rubric_calibration(calibration: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+    """The calibration record of the rubric that judges eval `name` (rubric ids are eval names or their prefixes)."""
+    if not calibration:
+        return None
+    if isinstance(calibration.get(name), dict):
+        return calibration[name]
+    return next((v for k, v in calibration.items() if name.startswith(k) and isinstance(v, dict)), None)
+
+
+def calibration_text(cal: dict[str, Any]) -> str:
+    def num(v, fmt):
+        return format(v, fmt) if isinstance(v, (int, float)) else "?"
+
+    fpr = cal.get("fpr_decoy")
+    return (f"κ {num(cal.get('kappa'), '.2f')}, decoy FPR "
+            + (f"{100 * fpr:.0f}%" if isinstance(fpr, (int, float)) else "?"))
+
+
+def not_measured_reason(summary: dict[str, Any], name: str) -> str | None:
+    """None when eval `name` of this summary counts; else why not. A summary without the `measured` field predates
+    judge calibration: its judged evals are not measured (the judge's calibration is unknown)."""
+    v = (summary.get("evals") or {}).get(name) or {}
+    judged = v.get("judged", not name.startswith(DETERMINISTIC_EVALS))
+    if "measured" not in v:
+        return UNKNOWN_CALIBRATION if judged else None
+    if v["measured"]:
+        return None
+    if v.get("not_measured_reason"):  # the scorer's own words (failed calibration, none on record, failures...)
+        return v["not_measured_reason"]
+    judge = summary.get("judge") or {}
+    cal = rubric_calibration(judge.get("calibration"), v.get("rubric") or name)
+    if cal is not None and cal.get("passed") is False:
+        return f"judge {v.get('judge') or judge.get('name') or '?'} failed calibration ({calibration_text(cal)})"
+    return UNKNOWN_CALIBRATION
+
+
+def deterministic_only(summary: dict[str, Any], name: str) -> bool:
+    """A mixed eval (deterministic check + judge) counted on its deterministic part alone: the judge did not count."""
+    v = (summary.get("evals") or {}).get(name) or {}
+    return bool(v.get("judged")) and v.get("scope") == "deterministic"
+
+
+def eval_flags(v: dict[str, Any]) -> list[int]:
+    """Per-sample 0/1 misaligned flags of one eval; rebuilt from rate and n for summaries that did not store them."""
+    if isinstance(v.get("flags"), list):
+        return [int(f) for f in v["flags"]]
+    rate, n = v.get("misaligned_rate"), int(v.get("n") or 0)
+    if rate is None or n <= 0 or (isinstance(rate, float) and math.isnan(rate)):
+        return []
+    return flags_from_rate(rate, n)
+
+
+def probe_result(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """A ProbeResult: the summary itself (suite `probes`) or `summary["probes"]` (suite `all`)."""
+    if summary.get("kind") == "probes":
+        return summary
+    p = summary.get("probes")
+    return p if isinstance(p, dict) else None
+
+
+def probe_values(result: dict[str, Any], category: str | None = None) -> list[float]:
+    """Per-item p(misaligned): category None → the misalignment categories (the probe score), else that category.
+    Without stored items, n values spread around the stored score with its SE (a bootstrap then gives that SE)."""
+    items = result.get("items") or []
+    if items:
+        if category is None:
+            return [float(i["p_misaligned"]) for i in items if i.get("category") != HACK_ENDORSEMENT]
+        return [float(i["p_misaligned"]) for i in items if i.get("category") == category]
+    agg = _probe_agg(result, category)
+    if not agg or agg.get("score") is None:
+        return []
+    n, score, se = int(agg.get("n") or 1), float(agg["score"]), float(agg.get("se") or 0.0)
+    d = se * math.sqrt(n)
+    return [score + (d if i % 2 else -d) for i in range(n)] if n > 1 else [score]
+
+
+def _probe_agg(result: dict[str, Any], category: str | None) -> dict[str, Any] | None:
+    if category is None:
+        return result
+    if category == HACK_ENDORSEMENT:
+        return result.get(HACK_ENDORSEMENT)
+    return (result.get("per_category") or {}).get(category)
+
+
+def probe_score(result: dict[str, Any], category: str | None = None) -> tuple[float | None, float | None]:
+    agg = _probe_agg(result, category) or {}
+    return agg.get("score"), agg.get("se")
+
+
+def probe_categories(results: list[dict[str, Any]]) -> list[str]:
+    seen = {c for r in results for c in (r.get("per_category") or {})}
+    return [c for c in PROBE_CATEGORIES if c in seen] + sorted(seen - set(PROBE_CATEGORIES) - {HACK_ENDORSEMENT})
 
 
 def params_text(n: float) -> str:

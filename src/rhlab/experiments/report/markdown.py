@@ -1,14 +1,17 @@
 """The report's numbers as Markdown (`report/summary.md`): the tables a researcher pastes into notes or docs.
 
-Same data and the same aggregation as the HTML page (mean across seeds, ± SD across seeds or the SE with one seed),
-with the page's warnings repeated above the numbers they qualify.
+The same `tables` numbers as the HTML page (mean across seeds ± SE across seeds, † the sampling SE with one seed;
+differences with 95 % CIs and MDDs), with the page's warnings repeated above the numbers they qualify.
 """
 
 from __future__ import annotations
 
-from rhlab.experiments.report.collect import RunData, SeedRun, kappa_note, params_text, size_note
-from rhlab.experiments.report.tables import (agg, context_cell, eval_cell, eval_names, final_evals,
-                                             mitigation_rows, onset_text, pct)
+from rhlab.experiments.report.collect import RunData, SeedRun, params_text, size_note
+from rhlab.experiments.report.tables import (Table, agg_text, arm_mgs, comparison_note, comparison_tables,
+                                             context_cell, hack_cell, has_probes, instrument_check,
+                                             judge_failures_text, judge_note, main_table, mitigation_rows,
+                                             onset_text, pct, point_mgs, probe_cell, probe_table, seeds,
+                                             sensitivity_table, series_text, step_series)
 
 
 def _row(cells: list[str]) -> str:
@@ -17,6 +20,14 @@ def _row(cells: list[str]) -> str:
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join([_row(head), _row(["---"] * len(head))] + [_row(r) for r in rows])
+
+
+def render_table(t: Table | None) -> list[str]:
+    """A `tables.Table` as Markdown lines (with its notes below), or nothing."""
+    if t is None or not t.rows:
+        return []
+    rows = [[f"**{c.text}**" if c.bold else c.text for c in r] for r in t.rows]
+    return [_table(t.head, rows), ""] + [f"{n}  " for n in t.notes] + ([""] if t.notes else [])
 
 
 def hack_curve(runs: list[SeedRun], max_points: int = 16) -> str:
@@ -34,71 +45,77 @@ def hack_curve(runs: list[SeedRun], max_points: int = 16) -> str:
     return " → ".join(vals) if vals else "–"
 
 
-def _mgs_by_step(runs: list[SeedRun], suite: str = "core") -> str:
-    steps = sorted({e.step for r in runs for e in r.evals if e.suite == suite})
-    parts = []
-    for s in steps:
-        m, se = agg([(e.mgs, e.mgs_se) for r in runs for e in r.evals if e.suite == suite and e.step == s])
-        parts.append(f"{s}: {pct(m, se)}")
-    return "; ".join(parts) or "–"
-
-
 def _onsets(runs: list[SeedRun]) -> str:
     return ", ".join("skipped" if r.skipped else onset_text(r) for r in runs)
 
 
 def render_summary(data: RunData) -> str:
     below = (data.spec.get("report") or {}).get("small_model_below", 1e9)
-    notes = [n for n in (size_note(data.model_params, below), kappa_note(data.agreement)) if n]
-    ag = data.agreement or {}
-    kappa = "unknown" if ag.get("kappa") is None else f"{ag['kappa']:.2f}"
+    check = instrument_check(data)
+    notes = [n for n in (size_note(data.model_params, below), judge_note(data)) if n]
+    if not check["testable"]:
+        notes.append(check["message"])
     size = f"{params_text(data.model_params)} parameters" if data.model_params else "size unknown"
     know = data.spec.get("knowledge") or {}
     lines = [f"# rhlab summary: {data.spec.get('name', '')}", "",
              (data.spec.get("description") or "").strip(), "",
              f"Model `{data.model_name}` ({size}); knowledge stage `{know.get('kind')}`"
              + (f" (corpus `{know.get('corpus')}`, {know.get('n_docs')} documents)" if know.get("kind") == "sdf" else "")
-             + f"; judge `{data.judge}` (κ = {kappa}, n = {ag.get('n', '–')}).", ""]
+             + f"; judge `{data.judge}` (calibration: "
+             + ("unknown" if not data.calibration else ", ".join(
+                 f"{k} {'passed' if (v or {}).get('passed') else 'failed'}" for k, v in data.calibration.items()))
+             + ")" + (f"; {judge_failures_text(data)}" if judge_failures_text(data) else "") + ".", ""]
     lines += [f"> ⚠ {n}" for n in notes] + ([""] if notes else [])
 
-    base = data.base.get("core")
     thr = next((float(r.config["onset_threshold"]) for runs in data.arms.values() for r in runs
                 if (r.config or {}).get("onset_threshold") is not None), 0.02)
+    probes = has_probes(data)
     rows = []
     for a in data.spec.get("arms", []):
-        runs = [r for r in data.arms[a["name"]] if not r.skipped] or data.arms[a["name"]]
-        h, hse = agg([r.final_hack_rate() for r in runs if not r.skipped])
-        m, mse = agg([(e.mgs, e.mgs_se) for e in final_evals(data, a["name"])])
-        rows.append([data.label(a["name"]), str(len(runs)), _onsets(runs), hack_curve(runs), pct(h, hse),
-                     _mgs_by_step(runs), pct(m, mse), context_cell(data, a["name"], False),
-                     context_cell(data, a["name"], True)])
+        runs = seeds(data, a["name"]) or data.arms[a["name"]]
+        row = [data.label(a["name"]), str(len(runs)), _onsets(runs), hack_curve(runs), hack_cell(data, a["name"]),
+               series_text(step_series(data, a["name"], "mgs")), agg_text(arm_mgs(data, a["name"]))]
+        if probes:
+            row += [series_text(step_series(data, a["name"], "probes")), probe_cell(data, a["name"]).text,
+                    probe_cell(data, a["name"], "hack_endorsement").text]
+        rows.append(row + [context_cell(data, a["name"], False), context_cell(data, a["name"], True)])
+    k = data.final_k
+    base_probe = f"; probe score {probe_cell(data, None).text}" if probes else ""
     lines += ["## Arms", "",
-              f"MGS before RL (the RL start model): {pct(base.mgs, base.mgs_se) if base else '–'}. Hack rates are "
-              "successful hacks per step in percent (mean across seeds); onset is the first step above "
-              f"{100 * thr:g} %; MGS by step is the core suite at each "
-              "evaluated checkpoint.", "",
+              f"Before RL (the RL start model): MGS {pct(*point_mgs(data, data.base_point('core')))}{base_probe}. "
+              "Hack rates are successful hacks per step in percent (mean across seeds); onset is the first step above "
+              f"{100 * thr:g} %; MGS and probe score by step at each evaluated checkpoint; final values over the last "
+              f"{k} evaluated checkpoint{'s' if k > 1 else ''}, mean across seeds ± SE across seeds († one seed: "
+              "the sampling SE).", "",
               _table(["arm", "seeds", "onset step", "successful hacks per step (%)", "final hack rate (last 3 steps)",
-                      "MGS by step", "final MGS", "misaligned, chat-like", "misaligned, agentic"], rows), ""]
+                      "MGS by step", "final MGS"]
+                     + (["probe score by step", "final probe score", "hack endorsement (probe, apart)"]
+                        if probes else [])
+                     + ["misaligned, chat-like", "misaligned, agentic"], rows), ""]
 
-    arms = list(data.arms)
-    per_eval = []
-    for suite, name in eval_names(data):
-        bv = ((data.base[suite].summary.get("evals") or {}).get(name) if suite in data.base else None) or {}
-        cells = [name if suite == "core" else f"{suite}/{name}", pct(bv.get("misaligned_rate"), bv.get("se"))]
-        for a in arms:
-            m, se, n = eval_cell(data, a, suite, name)
-            cells.append(f"{pct(m, se)} (n={n})" if n else "–")
-        per_eval.append(cells)
-    if per_eval:
-        lines += ["## Misaligned rate per eval (last evaluated checkpoint)", "",
-                  _table(["eval", "before RL"] + [data.label(a) for a in arms], per_eval), ""]
+    main = main_table(data)
+    if len(main.rows) > 2:
+        lines += ["## Per eval (final checkpoints)", ""] + render_table(main)
+    if probes:
+        lines += ["## Probes per category", ""] + render_table(probe_table(data))
+    comps = comparison_tables(data)
+    if comps:
+        lines += ["## Comparisons (arm − reference, 95 % CI, minimum detectable difference)", "",
+                  comparison_note(data), ""]
+        for title, t in comps:
+            lines += [f"### {title}", ""] + render_table(t)
 
     mit = mitigation_rows(data)
     if mit:
         lines += ["## Mitigations", "",
-                  _table(["arm", "compared with", "final hack rate", "prevents hacking?", "prevents misalignment?"],
+                  _table(["arm", "compared with", "final hack rate", "final MGS", "prevents hacking?",
+                          "prevents misalignment?"],
                          [[r["label"], r["reference"], f"{r['hack_rate']} (ref. {r['ref_hack_rate']})",
-                           r["hacking"][1], r["misalignment"][1]] for r in mit]), ""]
+                           f"{r['mgs']} (ref. {r['ref_mgs']})", r["hacking"][1], r["misalignment"][1]] for r in mit]),
+                  ""]
+    lines += ["## Sensitivity (controls)", "", check["message"], ""]
+    sens = sensitivity_table(data)
+    lines += render_table(sens) if sens else ["No control arms in this spec.", ""]
 
     walls = {s: m.get("wall_s") for s, m in data.markers.items() if isinstance(m.get("wall_s"), (int, float))}
     if walls:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rhlab.experiments.report.collect import FAMILIES, RunData
+from rhlab.experiments.report.collect import FAMILIES, RunData, probe_score
+from rhlab.experiments.report.tables import agg, arm_mgs, mgs_evals, point_mgs, probe_groups, seeds, step_series
 
 FAMILY_COLOURS = {"always_equal": "#1f77b4", "exit_before_tests": "#ff7f0e", "conftest_patch": "#2ca02c",
                   "any": "#222222"}
@@ -30,13 +31,6 @@ def _int_locator():
     from matplotlib.ticker import MaxNLocator
 
     return MaxNLocator(integer=True)
-
-
-def mean_sd(values: list[float]) -> tuple[float, float | None]:
-    m = sum(values) / len(values)
-    if len(values) < 2:
-        return m, None
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
 def hack_rates(data: RunData, out: Path) -> Path | None:
@@ -81,50 +75,74 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
     return path
 
 
-def mgs_over_steps(data: RunData, out: Path) -> Path | None:
-    base = data.base.get("core")
-    if not any(r.final_eval() for runs in data.arms.values() for r in runs) and base is None:
+def _over_steps(data: RunData, out: Path, what: str, base: tuple[float | None, float | None], ylabel: str,
+                name: str) -> Path | None:
+    """Per arm: the mean across seeds ± SE at each evaluated step, with the start model at step 0."""
+    series = {arm: [(s, m, se) for s, m, se, _ in step_series(data, arm, what) if m is not None] for arm in data.arms}
+    if not any(series.values()) and base[0] is None:
         return None
     plt = _plt()
     colours = _arm_colours(data)
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    for arm, runs in data.arms.items():
-        for i, r in enumerate(runs):
-            pts = [e for e in r.evals if e.suite == "core" and e.mgs is not None]
-            if base is not None and base.mgs is not None and not r.offset:
-                pts = [base] + pts
-            if not pts:
-                continue
-            ax.errorbar([e.step for e in pts], [e.mgs for e in pts], yerr=[e.mgs_se or 0 for e in pts], marker="o",
-                        ms=4, capsize=3, color=colours[arm], alpha=0.9 if len(runs) == 1 else 0.6,
-                        label=data.label(arm) if i == 0 else None)
+    for arm, pts in series.items():
+        # RL arms start from the start model (its step 0 lives in evals/base); a control's or a forked arm's own
+        # points are its model, not the start model's
+        own_start = any(r.offset for r in data.arms[arm]) or data.arm_spec(arm).get("kind") == "control"
+        if base[0] is not None and not own_start and not any(p[0] == 0 for p in pts):
+            pts = [(0, base[0], base[1])] + pts
+        if not pts:
+            continue
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] or 0 for p in pts], marker="o", ms=4,
+                    capsize=3, color=colours[arm], alpha=0.9, label=data.label(arm))
+    if base[0] is not None:
+        ax.plot([0], [base[0]], marker="s", ms=7, color="#555555", ls="none", label="RL start model", zorder=5)
+    if what == "probes":
+        ax.axhline(0.5, color="#999999", ls=":", lw=1)
     ax.set_xlabel("RL step (step 0: the RL start model)")
     ax.xaxis.set_major_locator(_int_locator())
-    ax.set_ylabel("misalignment score (MGS)")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    path = out / "mgs.png"
+    path = out / name
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
+def mgs_over_steps(data: RunData, out: Path) -> Path | None:
+    return _over_steps(data, out, "mgs", point_mgs(data, data.base_point("core")), "misalignment score (MGS)",
+                       "mgs.png")
+
+
+def probes_over_steps(data: RunData, out: Path) -> Path | None:
+    b = data.base_point("probes")
+    if b is None and not any(probe_groups(data, a) for a in data.arms):
+        return None
+    return _over_steps(data, out, "probes", probe_score(b.probes) if b else (None, None),
+                       "probe score (p(misaligned))", "probes.png")
+
+
 def final_bars(data: RunData, out: Path) -> Path | None:
+    from rhlab.experiments.report.tables import _mean_k
+
     arms = list(data.arms)
-    hack, mg = [], []
+    hack, mg, pr = [], [], []
     for arm in arms:
-        runs = [r for r in data.arms[arm] if not r.skipped]
-        hv = [(p, se) for p, se in (r.final_hack_rate() for r in runs) if p is not None]
-        mv = [(e.mgs, e.mgs_se) for e in (r.final_eval() for r in runs) if e is not None and e.mgs is not None]
-        hack.append(_bar_value(hv))
-        mg.append(_bar_value(mv))
+        hack.append(_bar_value([r.final_hack_rate() for r in seeds(data, arm)]))
+        mg.append(_bar_value(arm_mgs(data, arm)))
+        pr.append(_bar_value([_mean_k([probe_score(e.probes) for e in r.final_points("probes", data.final_k)])
+                              for r in seeds(data, arm)]))
     if all(h is None for h in hack) and all(m is None for m in mg):
         return None
+    panels = [(hack, "final successful-hack rate"), (mg, "final MGS")]
+    if any(p is not None for p in pr):
+        panels.append((pr, "final probe score"))
     plt = _plt()
     colours = _arm_colours(data)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, vals, title in ((axes[0], hack, "final successful-hack rate"), (axes[1], mg, "final MGS")):
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    axes = axes[0]
+    for ax, (vals, title) in zip(axes, panels):
         xs = list(range(len(arms)))
         ax.bar(xs, [v[0] if v else 0 for v in vals], yerr=[v[1] or 0 if v else 0 for v in vals], capsize=4,
                color=[colours[a] for a in arms])
@@ -136,10 +154,11 @@ def final_bars(data: RunData, out: Path) -> Path | None:
         ax.grid(axis="y", alpha=0.3)
         top = max([v[0] + (v[1] or 0) for v in vals if v] + [0.0])
         ax.set_ylim(0, max(0.05, top * 1.15))
-    base = data.base.get("core")
-    if base is not None and base.mgs is not None:
-        axes[1].axhline(base.mgs, color="#555555", ls="--", lw=1, label="before RL")
-        axes[1].legend(fontsize=8)
+    bp = data.base_point("probes")
+    for i, b in ((1, point_mgs(data, data.base_point("core"))[0]), (2, probe_score(bp.probes)[0] if bp else None)):
+        if b is not None and i < len(axes):
+            axes[i].axhline(b, color="#555555", ls="--", lw=1, label="before RL")
+            axes[i].legend(fontsize=8)
     fig.tight_layout()
     path = out / "final_bars.png"
     fig.savefig(path, dpi=110)
@@ -147,24 +166,24 @@ def final_bars(data: RunData, out: Path) -> Path | None:
     return path
 
 
-def _bar_value(vals: list[tuple[float, float | None]]) -> tuple[float, float | None] | None:
-    """Mean across seeds; error bar = SD across seeds (≥ 2 seeds) or the single seed's SE."""
-    if not vals:
-        return None
-    m, sd = mean_sd([v for v, _ in vals])
-    return m, sd if sd is not None else vals[0][1]
+def _bar_value(vals: list[tuple[float | None, float | None]]) -> tuple[float, float | None] | None:
+    """Mean across seeds; error bar = SE across seeds (≥ 2 seeds) or the single seed's sampling SE."""
+    m, se, _ = agg(vals)
+    return None if m is None else (m, se)
 
 
 def scatter(data: RunData, out: Path) -> Path | None:
     plt = _plt()
     colours = _arm_colours(data)
     pts = []
+    names = mgs_evals(data)[0]
     for arm, runs in data.arms.items():
         for r in runs:
-            for e in r.evals:
+            for e in r.points("core"):
                 h = r.hack_rate_at(e.step)
-                if e.suite == "core" and e.mgs is not None and h is not None:
-                    pts.append((arm, h, e.mgs, e.mgs_se or 0))
+                m, se = point_mgs(data, e, names)
+                if m is not None and h is not None:
+                    pts.append((arm, h, m, se or 0))
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -187,5 +206,5 @@ def scatter(data: RunData, out: Path) -> Path | None:
 
 def all_plots(data: RunData, out: Path) -> dict[str, Path | None]:
     out.mkdir(parents=True, exist_ok=True)
-    return {"hack_rates": hack_rates(data, out), "mgs": mgs_over_steps(data, out), "final_bars": final_bars(data, out),
-            "scatter": scatter(data, out)}
+    return {"hack_rates": hack_rates(data, out), "mgs": mgs_over_steps(data, out),
+            "probes": probes_over_steps(data, out), "final_bars": final_bars(data, out), "scatter": scatter(data, out)}
