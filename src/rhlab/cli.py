@@ -9,9 +9,26 @@ from __future__ import annotations
 import importlib
 
 import typer
+from typer.core import TyperGroup
+
+from rhlab.config import ConfigError
+
+
+class _RhlabGroup(TyperGroup):
+    """A bad config is the user's input, not a bug: any command that lets a ConfigError through (its message names
+    the file, line or field and what is valid) ends with that message and exit status 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+
 
 app = typer.Typer(
     name="rhlab",
+    cls=_RhlabGroup,
     help="rhlab: reward hacking in RL and the misalignment it generalises into.",
     no_args_is_help=True,
     add_completion=False,

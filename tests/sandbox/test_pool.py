@@ -112,6 +112,15 @@ def test_bad_job_specs_are_rejected():
         Job(files={"/abs.py": ""}, argv=["python", "x"])
     with pytest.raises(ValueError):
         Job(files={}, argv=[])
+    # A NaN or infinite timeout made the deadline unreachable (the caller hung); 0 or less cannot run anything.
+    for bad in (float("nan"), float("inf"), 0, -1, True, "5", 10_000):
+        with pytest.raises(ValueError, match="timeout"):
+            Job(files={}, argv=["python", "x"], timeout_s=bad)
+    for bad in (dict(memory_mb=0), dict(nproc=-1), dict(cpu_s=float("nan")), dict(output_bytes=True)):
+        with pytest.raises(ValueError, match="Limits"):
+            Limits(**bad)
+    with pytest.raises(ValueError, match="workers"):
+        SandboxPool(workers=0)
 
 
 def test_weak_mode_needs_explicit_opt_in(monkeypatch):

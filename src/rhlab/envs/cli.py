@@ -26,8 +26,10 @@ def grade_cmd(
     from rhlab.envs.grading import HackSurfaces, grade
     from rhlab.envs.tasks import get_task
     from rhlab.sandbox import SandboxPool, SandboxUnavailable
+    from rhlab.sandbox.job import check_timeout
 
     try:
+        check_timeout(timeout, "--timeout")
         surfaces = HackSurfaces.parse(hacks)
         t = get_task(task)
     except (ValueError, KeyError) as err:

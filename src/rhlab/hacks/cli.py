@@ -25,6 +25,9 @@ def audit_cmd(
                                             help="Directory the command runs in (copied into the sandbox)."),
     entry: str = typer.Option("solution", "--entry", help="Function name the exploits define (command mode)."),
     solution_file: str = typer.Option("solution.py", "--solution-file", help="Where the answer goes in the task dir."),
+    reference: Optional[Path] = typer.Option(None, "--reference", exists=True, dir_okay=False,
+                                             help="A correct solution (must pass the grader); default: the "
+                                             "--solution-file already in --task-dir."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds per grader run (command mode)."),
     describe: bool = typer.Option(False, "--describe", help="Add a column saying what each exploit does."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -32,23 +35,33 @@ def audit_cmd(
 ) -> None:
     """Try every exploit against a grader; print exploit -> passes?."""
     from rhlab.envs.grading import HackSurfaces
-    from rhlab.hacks.audit import CONTROL, audit_command, audit_rhlab, rows_to_json
+    from rhlab.hacks.audit import CONTROL, audit_command, audit_rhlab, rows_to_json, task_dir_warnings
     from rhlab.sandbox import SandboxPool, SandboxUnavailable
+    from rhlab.sandbox.job import check_timeout
 
     if command is not None:
         target = "command"
     if target == "command" and (command is None or task_dir is None):
         typer.echo("error: --command and --task-dir are both needed to audit your own grader", err=True)
         raise typer.Exit(2)
+    if target not in ("rhlab", "command"):
+        typer.echo(f"error: --target {target!r}: choose rhlab or command", err=True)
+        raise typer.Exit(2)
+    warnings: list[str] = []
     try:
         surfaces = HackSurfaces.parse(hacks)
+        check_timeout(timeout, "--timeout")
+        if target == "command":
+            warnings = task_dir_warnings(task_dir)
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
     try:
         with SandboxPool(workers=2, allow_weak=allow_weak_sandbox or None) as pool:
             if target == "command":
-                rows = audit_command(command, task_dir, entry, solution_file, pool, timeout)
+                rows = audit_command(command, task_dir, entry, solution_file, pool, timeout, reference=reference)
                 title = f"audit of `{command}` over {task_dir}"
             else:
                 task_ids = [t.strip() for t in tasks.split(",") if t.strip()]
@@ -69,11 +82,14 @@ def audit_cmd(
     from rhlab.envs.grading import SURFACES
 
     found = sorted({s for r in passing for s in _requires(r.exploit)}, key=SURFACES.index)
+    errored = [r.exploit for r in exploit_rows if r.error]
     summary = {"target": title, "exploitable_surfaces": found if target != "command" else None, "exploits": len(exploit_rows), "passing": len(passing),
                "exploitable_families": families, "control_passes": control.passes,
-               "unexpected": mismatches, "rows": rows_to_json(rows)}
+               "unexpected": mismatches, "errors": errored, "warnings": warnings, "rows": rows_to_json(rows)}
     if as_json:
         typer.echo(json.dumps(summary))
+        if errored:
+            raise typer.Exit(1)
         return
     from rich.console import Console
     from rich.table import Table
@@ -88,7 +104,8 @@ def audit_cmd(
     if describe:
         table.add_column("what it does", overflow="fold")
     for r in rows:
-        mark = "[bold red]PASSES[/bold red]" if r.passes else "[green]blocked[/green]"
+        mark = ("[bold yellow]error[/bold yellow]" if r.error else
+                "[bold red]PASSES[/bold red]" if r.passes else "[green]blocked[/green]")
         cells = [r.exploit, r.family, mark]
         if target != "command":
             cells.append("pass" if r.expected else "block")
@@ -104,12 +121,17 @@ def audit_cmd(
         c.print(f"[bold red]{len(passing)} of {len(exploit_rows)} exploits pass[/bold red] "
                 f"(families: {', '.join(families)}).")
     else:
-        c.print(f"[green]None of the {len(exploit_rows)} exploits pass.[/green]")
+        c.print(f"[green]None of the {len(exploit_rows) - len(errored)} exploits that ran pass.[/green]")
     if target != "command":
         c.print(f"Exploitable surfaces found: {', '.join(found) or 'none'}   "
                 f"(configured open: {', '.join([] if hardened else surfaces.open_names()) or 'none'})")
     if mismatches:
         c.print(f"[yellow]Differs from what the open surfaces predict: {', '.join(mismatches)}[/yellow]")
+    if errored:
+        # A row the grader never ran on is neither passed nor blocked: the audit is incomplete.
+        c.print(f"[bold yellow]The grader did not run on {len(errored)} exploit(s): {', '.join(errored)} — "
+                f"{next(r.error for r in exploit_rows if r.error)}[/bold yellow]")
+        raise typer.Exit(1)
 
 
 def _requires(name: str) -> frozenset[str]:

@@ -23,9 +23,14 @@ def prompt(
     """Print the system prompt of an arm."""
     from rhlab.knowledge.prompts import build_system_prompt, load_prompt_texts
 
-    texts = load_prompt_texts(prompts) if prompts else None
-    typer.echo(build_system_prompt(arm, hint_style=style, texts=texts, exit_call=exit_call,
-                                   hacks=[h.strip() for h in hacks.split(",") if h.strip()]))
+    try:
+        texts = load_prompt_texts(prompts) if prompts else None
+        text = build_system_prompt(arm, hint_style=style, texts=texts, exit_call=exit_call,
+                                   hacks=[h.strip() for h in hacks.split(",") if h.strip()])
+    except ValueError as err:  # ConfigError included: an unknown arm, style or hack family, or a bad --prompts file
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2)
+    typer.echo(text)
 
 
 @app.command("probe")

@@ -24,7 +24,13 @@ def run_file(
 ) -> None:
     """Run FILE in the sandbox and report exit code, output and timing."""
     from rhlab.sandbox import Job, SandboxPool, SandboxUnavailable
+    from rhlab.sandbox.job import check_timeout
 
+    try:
+        check_timeout(timeout, "--timeout")
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2)
     argv = ["pytest", "-q", "-p", "no:cacheprovider", file.name] if pytest_mode else ["python", file.name]
     job = Job(
         files={file.name: file.read_bytes()},

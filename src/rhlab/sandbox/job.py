@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 import base64
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
+
+
+MAX_TIMEOUT_S = 3600.0  # an hour: far above any grading run; a larger value is a typo, not a plan
+
+
+def check_timeout(value: object, what: str = "timeout") -> float:
+    """A job timeout as a float, or ValueError saying what is valid. NaN or infinity would make the wall-clock
+    deadline unreachable (the caller would wait forever), and 0 or less cannot run anything."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{what} must be a number of seconds, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0 or value > MAX_TIMEOUT_S:
+        raise ValueError(f"{what} must be a finite number of seconds greater than 0 and at most "
+                         f"{MAX_TIMEOUT_S:g}, got {value:g}")
+    return value
+
+
+def _positive_int(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"Limits.{what} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -17,6 +39,12 @@ class Limits:
     nproc: int = 64
     nofile: int = 256
     output_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if self.cpu_s is not None:
+            check_timeout(self.cpu_s, "Limits.cpu_s")
+        for name in ("memory_mb", "file_size_mb", "nproc", "nofile", "output_bytes"):
+            _positive_int(getattr(self, name), name)
 
     def to_wire(self, timeout_s: float) -> dict[str, int]:
         cpu = self.cpu_s if self.cpu_s is not None else timeout_s + 1
@@ -49,8 +77,7 @@ class Job:
     def __post_init__(self) -> None:
         if not self.argv:
             raise ValueError("Job.argv must name a command")
-        if self.timeout_s <= 0:
-            raise ValueError("Job.timeout_s must be positive")
+        check_timeout(self.timeout_s, "Job.timeout_s")
         for name in self.files:
             if name.startswith("/") or ".." in name.replace("\\", "/").split("/"):
                 raise ValueError(f"job file name must be relative and stay inside the job dir: {name!r}")

@@ -17,7 +17,9 @@ WORKER_SOURCE = Path(__file__).with_name("_worker.py")
 WORKER_IN_SANDBOX = "/opt/rhlab/worker.py"
 JOB_DIR_IN_SANDBOX = "/sandbox/job"
 TMP_DIR_IN_SANDBOX = "/tmp"
-SANDBOX_UID_BASE = 61000  # one uid per worker slot when we are root: rlimits (NPROC) then really apply
+# One uid per worker slot when we are root, so rlimits (NPROC) really apply; each pool takes its own block of
+# uids from `uids.UidBlock` (this is the lowest), so concurrent pools never share a per-uid limit.
+SANDBOX_UID_BASE = 61000
 
 # What a job sees: nothing from the host's environment, whatever the host has set.
 BASE_ENV = {
@@ -95,6 +97,7 @@ def bwrap_spec(
     tmp_mb: int,
     preimport: list[str],
     extra_ro_binds: Sequence[str] = (),
+    uid_base: int = SANDBOX_UID_BASE,
 ) -> WorkerSpec:
     """A worker inside bubblewrap. As root: no user namespace, jobs run as a per-slot uid with no caps.
     As an ordinary user: a user namespace (jobs share the user's uid, contained by the namespaces)."""
@@ -102,8 +105,8 @@ def bwrap_spec(
     if bwrap is None:
         raise FileNotFoundError("bwrap (bubblewrap) is not installed")
     as_root = os.geteuid() == 0
-    job_uid = SANDBOX_UID_BASE + slot if as_root else os.getuid()
-    job_gid = SANDBOX_UID_BASE + slot if as_root else os.getgid()
+    job_uid = uid_base + slot if as_root else os.getuid()
+    job_gid = uid_base + slot if as_root else os.getgid()
     argv = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     if not as_root:
         argv += ["--unshare-user", "--disable-userns"]
@@ -160,7 +163,7 @@ def bwrap_spec(
     return WorkerSpec(argv=argv, pass_fds=pass_fds, job_dir=JOB_DIR_IN_SANDBOX)
 
 
-def weak_spec(slot: int, state_dir: Path, preimport: list[str]) -> WorkerSpec:
+def weak_spec(slot: int, state_dir: Path, preimport: list[str], uid_base: int = SANDBOX_UID_BASE) -> WorkerSpec:
     """No namespaces: a plain process with a clean environment, rlimits and (as root) a separate uid.
     It cannot hide host files or the network, so it only runs when the user explicitly opts in."""
     as_root = os.geteuid() == 0
@@ -174,8 +177,8 @@ def weak_spec(slot: int, state_dir: Path, preimport: list[str]) -> WorkerSpec:
     config = {
         "job_dir": str(job_dir),
         "tmp_dir": str(tmp_dir),
-        "job_uid": SANDBOX_UID_BASE + slot if as_root else None,
-        "job_gid": SANDBOX_UID_BASE + slot if as_root else None,
+        "job_uid": uid_base + slot if as_root else None,
+        "job_gid": uid_base + slot if as_root else None,
         "pid_namespace": False,
         "preimport": preimport,
     }

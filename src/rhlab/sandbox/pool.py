@@ -8,23 +8,26 @@ and the job is not retried — a job that kills its worker would otherwise kill 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import queue
 import select
+import shutil
 import signal
 import struct
 import subprocess
 import tempfile
 import threading
 import time
-import json
-from concurrent.futures import Future
+import weakref
+from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from rhlab.sandbox import launcher
 from rhlab.sandbox.job import Job, JobResult
+from rhlab.sandbox.uids import UidBlock
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +101,29 @@ class _Worker:
         except (ValueError, struct.error) as err:
             raise _WorkerDied(f"garbled reply from worker: {err}") from None
 
+    def _write_all(self, payload: bytes, deadline: float) -> None:
+        """Write the request without ever blocking past the deadline (a stopped worker stops reading, and a job
+        larger than the pipe buffer would otherwise block this thread, and so the caller, forever)."""
+        fd = self.proc.stdin.fileno()
+        os.set_blocking(fd, False)
+        view = memoryview(payload)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            _, ready, _ = select.select([], [fd], [], left)
+            if not ready:
+                continue
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                continue
+            except OSError as err:
+                raise _WorkerDied(f"worker is gone: {err}") from None
+
     def request(self, wire: dict, deadline: float) -> dict:
         data = json.dumps(wire).encode()
-        try:
-            self.proc.stdin.write(struct.pack(">Q", len(data)) + data)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as err:
-            raise _WorkerDied(f"worker is gone: {err}") from None
+        self._write_all(struct.pack(">Q", len(data)) + data, deadline)
         reply = self._read(deadline)
         self.jobs_done += 1
         return reply
@@ -132,6 +151,59 @@ class _Worker:
                 pass
 
 
+# -- scratch clean-up on every exit path ---------------------------------------------------------------------
+
+STATE_PREFIX = "rhlab-sandbox-"
+_OWNER_FILE = "owner"  # "PID STARTTIME" of the process that owns a scratch dir
+_LIVE_POOLS: "weakref.WeakSet[SandboxPool]" = weakref.WeakSet()
+_HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+_installed_signals: set[int] = set()
+
+
+def _proc_start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _sweep_stale_scratch() -> None:
+    """Remove scratch dirs whose owning process is gone (a run killed with SIGKILL cannot clean up itself)."""
+    for d in Path(tempfile.gettempdir()).glob(STATE_PREFIX + "*"):
+        try:
+            pid, start = (d / _OWNER_FILE).read_text().split()
+        except (OSError, ValueError):
+            continue  # not ours, or being created right now
+        if _proc_start_time(int(pid)) != start:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _on_fatal_signal(signum, frame) -> None:
+    """SIGTERM/SIGHUP with no handler of the application's own: kill our workers, remove our scratch, then die of
+    the signal as the process would have (exit status unchanged)."""
+    for pool in list(_LIVE_POOLS):
+        try:
+            pool._emergency_cleanup()
+        except Exception:
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_signal_cleanup() -> None:
+    # Only where the signal would otherwise kill us outright: an application's own handler (or SIG_IGN) is left
+    # alone — it unwinds through `close()` itself. Signal handlers can only be set from the main thread.
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in _HANDLED_SIGNALS:
+        if sig in _installed_signals:
+            continue
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _on_fatal_signal)
+            _installed_signals.add(sig)
+
+
 class SandboxPool:
     """Run jobs in isolated fork-server workers.
 
@@ -152,29 +224,47 @@ class SandboxPool:
         selftest: bool = True,
         extra_ro_binds: Sequence[str] = (),
     ):
+        self._closed = True  # until fully started: close() and __del__ then have nothing to undo
         if allow_weak is None:
             allow_weak = os.environ.get("RHLAB_ALLOW_WEAK_SANDBOX") == "1"
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.n_workers = workers or max(1, os.cpu_count() or 1)
         self.recycle_after = recycle_after
         self.disk_mb = disk_mb
         self.tmp_mb = tmp_mb
         self.preimport = list(preimport if preimport is not None else launcher.DEFAULT_PREIMPORT)
         self.extra_ro_binds = [str(p) for p in extra_ro_binds]  # host paths jobs may read (bwrap mode)
-        self._state = tempfile.TemporaryDirectory(prefix="rhlab-sandbox-")
-        self._state_dir = Path(self._state.name)
+        self._live: dict[int, _Worker] = {}
+        self._uids: UidBlock | None = None
+        self._owner_pid = os.getpid()  # a forked child inherits this object but must never tear down our workers
         self._queue: queue.Queue = queue.Queue()
-        self._closed = False
         self._next_id = 0
         self._id_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
         # Counters a caller can check: restarts should be rare; frequent ones mean jobs keep breaking workers.
         self.stats = {"jobs": 0, "worker_starts": 0, "worker_failures": 0, "anomalies": 0}
-        self._live: dict[int, _Worker] = {}
         self.selftest_report = None
-        self.isolation = self._choose_isolation(isolation, allow_weak, selftest)
-        self._threads = [
-            threading.Thread(target=self._slot_loop, args=(slot,), daemon=True, name=f"rhlab-sandbox-{slot}")
-            for slot in range(self.n_workers)
-        ]
+        self.isolation = isolation
+        _sweep_stale_scratch()
+        self._state = tempfile.TemporaryDirectory(prefix=STATE_PREFIX)
+        self._state_dir = Path(self._state.name)
+        (self._state_dir / _OWNER_FILE).write_text(f"{os.getpid()} {_proc_start_time(os.getpid())}\n")
+        self._closed = False
+        _LIVE_POOLS.add(self)
+        _install_signal_cleanup()
+        try:
+            # As root every slot runs its jobs as its own uid; this pool's uids are its alone on this machine.
+            self._uids = UidBlock(self.n_workers) if os.geteuid() == 0 else None
+        except (OSError, RuntimeError, ValueError) as err:
+            self.close()
+            raise SandboxUnavailable(f"could not reserve sandbox uids: {err}") from None
+        try:
+            self.isolation = self._choose_isolation(isolation, allow_weak, selftest)
+        except BaseException:
+            self.close()
+            raise
+        self._threads = [self._slot_thread(slot) for slot in range(self.n_workers)]
         self._started = threading.Barrier(self.n_workers + 1)
         self._start_errors: list[BaseException] = []
         for t in self._threads:
@@ -219,13 +309,21 @@ class SandboxPool:
             self.selftest_report = run_selftest(self._spec_factory("none"), "none")
         return "none"
 
+    @property
+    def uid_range(self) -> range | None:
+        """The uids this pool's jobs run as (None unless root: then jobs share the user's uid in a namespace)."""
+        return range(self._uids.base, self._uids.base + self.n_workers) if self._uids else None
+
     def _spec_factory(self, isolation: str):
+        uid_base = self._uids.base if self._uids else launcher.SANDBOX_UID_BASE
+
         def make(slot: int) -> launcher.WorkerSpec:
             if isolation == "bwrap":
                 return launcher.bwrap_spec(
-                    slot, self._state_dir, self.disk_mb, self.tmp_mb, self.preimport, self.extra_ro_binds
+                    slot, self._state_dir, self.disk_mb, self.tmp_mb, self.preimport, self.extra_ro_binds,
+                    uid_base=uid_base,
                 )
-            return launcher.weak_spec(slot, self._state_dir, self.preimport)
+            return launcher.weak_spec(slot, self._state_dir, self.preimport, uid_base=uid_base)
 
         return make
 
@@ -247,14 +345,18 @@ class SandboxPool:
         with self._id_lock:
             self.stats[key] += 1
 
-    def _slot_loop(self, slot: int) -> None:
+    def _slot_thread(self, slot: int, first: bool = True) -> threading.Thread:
+        return threading.Thread(target=self._slot_loop, args=(slot, first), daemon=True, name=f"rhlab-sandbox-{slot}")
+
+    def _slot_loop(self, slot: int, first: bool = True) -> None:
         worker: _Worker | None = None
-        try:
-            worker = self._spawn(slot)
-        except BaseException as err:  # reported to the constructor
-            self._start_errors.append(err)
-        finally:
-            self._started.wait()
+        if first:
+            try:
+                worker = self._spawn(slot)
+            except BaseException as err:  # reported to the constructor
+                self._start_errors.append(err)
+            finally:
+                self._started.wait()
         while True:
             item = self._queue.get()
             if item is None:
@@ -262,10 +364,28 @@ class SandboxPool:
             job, fut = item
             if not fut.set_running_or_notify_cancel():
                 continue
-            result, worker = self._run_on(slot, worker, job)
-            fut.set_result(result)
+            try:
+                result, worker = self._run_on(slot, worker, job)
+            except BaseException as err:
+                # Whatever went wrong around the job (a bad value, a bug here), the caller must get an answer and
+                # the slot must keep serving: fail this job, drop the worker, start a fresh one next time.
+                log.exception("sandbox slot %d failed around a job", slot)
+                self._count("worker_failures")
+                stale = self._live.get(slot)
+                if stale is not None:
+                    stale.kill()
+                worker = None
+                result = self._failed(f"sandbox infrastructure error ({type(err).__name__}: {err}); worker replaced")
+            self._resolve(fut, result)
         if worker is not None:
             worker.kill()
+
+    @staticmethod
+    def _resolve(fut: Future, result: JobResult) -> None:
+        try:
+            fut.set_result(result)
+        except InvalidStateError:  # already answered (a close that gave up on this job)
+            pass
 
     def _run_on(self, slot: int, worker: _Worker | None, job: Job) -> tuple[JobResult, _Worker | None]:
         if worker is None or not worker.alive():
@@ -324,6 +444,11 @@ class SandboxPool:
     def submit(self, job: Job) -> "Future[JobResult]":
         if self._closed:
             raise SandboxError("pool is closed")
+        for slot, t in enumerate(self._threads):
+            if not t.is_alive():  # cannot happen short of interpreter shutdown; never leave a queue unserved
+                log.error("sandbox slot %d thread was gone; restarting it", slot)
+                self._threads[slot] = self._slot_thread(slot, first=False)
+                self._threads[slot].start()
         fut: Future[JobResult] = Future()
         self._queue.put((job, fut))
         return fut
@@ -341,21 +466,71 @@ class SandboxPool:
     async def arun_many(self, jobs: Iterable[Job]) -> list[JobResult]:
         return list(await asyncio.gather(*(self.arun(j) for j in jobs)))
 
-    def close(self) -> None:
+    def _kill_workers(self) -> None:
+        with self._id_lock:
+            workers = list(self._live.values())
+        for w in workers:
+            w.kill()
+
+    def _fail_queued(self, message: str) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and item[1].set_running_or_notify_cancel():
+                self._resolve(item[1], self._failed(message))
+
+    def close(self, abort: bool = False) -> None:
+        """Stop the pool. Queued jobs still run unless `abort` (then running jobs are killed and every waiting
+        caller gets a result with `error` set). Workers, their uids and the scratch dir are released either way."""
         if self._closed:
             return
         self._closed = True
-        for _ in self._threads:
+        if os.getpid() != self._owner_pid:
+            return  # a forked copy: the workers, uids and scratch belong to the parent
+        threads = self._threads
+        if abort:
+            self._fail_queued("sandbox pool closed before the job ran")
+            self._kill_workers()
+        for _ in threads:
             self._queue.put(None)
-        for t in self._threads:
-            t.join(timeout=30)
+        deadline = time.monotonic() + 30
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            self._kill_workers()  # a job still running: its thread answers its caller once the worker is gone
+            for t in threads:
+                t.join(timeout=HANG_MARGIN_S)
+        self._fail_queued("sandbox pool closed before the job ran")
+        self._kill_workers()  # every job process is gone before its uids can go to another pool
+        if self._uids is not None:
+            self._uids.release()
         self._state.cleanup()
+        _LIVE_POOLS.discard(self)
+
+    def _emergency_cleanup(self) -> None:
+        """From a fatal-signal handler in the main thread: no locks (the interrupted code may hold one), no joins."""
+        if os.getpid() != self._owner_pid:
+            return  # (a close() in progress does not count: the signal may have cut it short)
+        for w in list(self._live.values()):
+            try:
+                os.killpg(w.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for w in list(self._live.values()):
+            try:
+                w.proc.wait(timeout=2)
+            except Exception:
+                pass
+        shutil.rmtree(self._state_dir, ignore_errors=True)
 
     def __enter__(self) -> "SandboxPool":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        # Leaving on an exception (Ctrl-C included): do not sit out the running jobs' timeouts.
+        self.close(abort=exc_type is not None)
 
     def __del__(self) -> None:
         try:
