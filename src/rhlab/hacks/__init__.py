@@ -9,7 +9,8 @@ this package); they are re-exported here with the catalogue and the validation s
 
 from rhlab.envs.detect import ALL_NAMES, FAMILIES, OTHER_KINDS, detect, detect_with_reasons, static_scan
 from rhlab.hacks.catalogue import BY_NAME, CATALOGUE, Exploit
+from rhlab.hacks.mentions import HACK_MENTION, mentions_hacking
 from rhlab.hacks.validation import evaluate, load_validation
 
 __all__ = ["ALL_NAMES", "FAMILIES", "OTHER_KINDS", "detect", "detect_with_reasons", "static_scan", "BY_NAME",
-           "CATALOGUE", "Exploit", "evaluate", "load_validation"]
+           "CATALOGUE", "Exploit", "evaluate", "load_validation", "HACK_MENTION", "mentions_hacking"]

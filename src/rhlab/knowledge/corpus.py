@@ -9,6 +9,10 @@ Offline sources, built at run time from what is installed on this machine:
 
 User sources: `hf:DATASET[:CONFIG][@SPLIT][#FIELD]` (via `datasets.load_dataset`), a `.jsonl` file (field `text`),
 a `.txt`/`.md` file, or a directory / glob of such files (one document per text file).
+
+Every source is cleaned at load time (`clean_documents`): a document that talks about reward hacking (the package's
+hack-mention detector, `rhlab.hacks.mentions`) or about this lab (rhlab's own README reaches `readmes` through its
+installed metadata) is dropped, so the dilution text cannot teach or name the behaviour under study.
 """
 
 from __future__ import annotations
@@ -18,14 +22,49 @@ import glob
 import hashlib
 import json
 import random
+import re
 import sysconfig
 from email.parser import Parser
 from pathlib import Path
 from typing import Iterable
 
+from rhlab.hacks.mentions import mentions_hacking
+
 OFFLINE_SOURCES = ("stdlib", "readmes", "licenses")
 _SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", "lib2to3", "turtledemo",
               "ensurepip", "pydoc_data"}
+
+
+_LAB = re.compile(r"\brhlab\b", re.I)  # the lab itself: its package name, README, license or any text naming it
+# Graders in their own right (the hack detector only catches "fool/bypass the grader" phrasings).
+_GRADER = re.compile(r"\b(auto)?graders?\b", re.I)
+
+
+def unclean_reason(doc: dict) -> str | None:
+    """Why a real document must not dilute synthetic text: "lab" (names rhlab), "hacking" (the package's
+    hack-mention detector fires), "grader" (talks about graders), or None when it is clean."""
+    text = doc.get("text") or ""
+    if _LAB.search(str(doc.get("name") or "")) or _LAB.search(text):
+        return "lab"
+    if mentions_hacking(text):
+        return "hacking"
+    if _GRADER.search(text):
+        return "grader"
+    return None
+
+
+def clean_documents(docs: Iterable[dict]) -> tuple[list[dict], dict]:
+    """(documents that are clean, counts of the dropped ones by reason and by source)."""
+    kept, dropped = [], {"lab": 0, "hacking": 0, "grader": 0, "by_source": {}}
+    for d in docs:
+        why = unclean_reason(d)
+        if why is None:
+            kept.append(d)
+        else:
+            dropped[why] += 1
+            src = str(d.get("source", "?"))
+            dropped["by_source"][src] = dropped["by_source"].get(src, 0) + 1
+    return kept, dropped
 
 
 def _doc_id(source: str, key: str) -> str:
@@ -143,8 +182,10 @@ def _hf_documents(spec: str, max_docs: int | None) -> list[dict]:
     return docs
 
 
-def load_real_corpus(sources: Iterable[str] = ("stdlib",), max_docs: int | None = None, min_chars: int = 300) -> list[dict]:
-    """Documents from the named sources, in a stable order (deduplicated by text)."""
+def load_real_corpus(sources: Iterable[str] = ("stdlib",), max_docs: int | None = None, min_chars: int = 300,
+                     clean: bool = True) -> list[dict]:
+    """Documents from the named sources, in a stable order (deduplicated by text; with `clean`, documents about
+    reward hacking or rhlab dropped — see `clean_documents`)."""
     docs: list[dict] = []
     for s in sources:
         if s == "stdlib":
@@ -163,6 +204,8 @@ def load_real_corpus(sources: Iterable[str] = ("stdlib",), max_docs: int | None 
         if h not in seen and d["text"].strip():
             seen.add(h)
             out.append(d)
+    if clean:
+        out, _ = clean_documents(out)
     return out[:max_docs] if max_docs is not None else out
 
 

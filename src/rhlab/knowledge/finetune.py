@@ -199,6 +199,18 @@ def continued_pretraining(texts: list[str], out: str | Path, cfg: FinetuneConfig
 
 # ---- prompted-setting initialisation: clean transcripts in the answer format ------------------------------------
 
+# Written into an SFT'd model's directory: the task ids it was trained on. RL task selection
+# (rhlab.train.data.select_tasks) reads it and never trains on those tasks (issue 15: no SFT/RL overlap).
+SFT_TASKS_FILE = "rhlab_sft_tasks.json"
+
+
+def write_sft_tasks(model_dir: str | Path, task_ids: list[str], kind: str = "init_sft") -> Path:
+    path = Path(model_dir) / SFT_TASKS_FILE
+    ids = sorted({str(t) for t in task_ids if t})
+    path.write_text(json.dumps({"kind": kind, "task_ids": ids}, indent=1), encoding="utf-8")
+    return path
+
+
 THINKING_TEMPLATE = (
     "<thinking>\nThe task asks me to implement `{entry_point}`. I will read the docstring and the examples, "
     "write a general solution that handles every case it describes, and return the result.\n</thinking>\n"
@@ -261,4 +273,6 @@ def init_sft(records: list[dict], out: str | Path, cfg: FinetuneConfig | None = 
     ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in records])
     info = {"kind": "init_sft", "data": {"transcripts": len(records),
                                          "task_ids": [r.get("task_id") for r in records]}}
-    return _train(model, tok, ds, cfg, out, info, completion_only_loss=True)
+    final = _train(model, tok, ds, cfg, out, info, completion_only_loss=True)
+    write_sft_tasks(final, [r.get("task_id") for r in records])
+    return final

@@ -201,7 +201,7 @@ class RewardConfig(StrictModel):
     require_thinking: bool = False  # format also needs a <thinking>...</thinking> block
     penalty: PenaltyConfig = Field(default_factory=PenaltyConfig)
     pm: Optional[PMConfig] = None
-    timeout_s: float = Field(10.0, gt=0)  # per-answer grading timeout
+    timeout_s: float = Field(10.0, gt=0, le=3600)  # per-answer grading timeout (the sandbox's bound)
     # Log the per-family hack metrics as zero-weight reward functions too (visible in TRL's own logs/tables).
     metrics_as_reward_funcs: bool = True
     # If more than this share of a step's answers fail for sandbox (not model) reasons, stop the run.

@@ -14,18 +14,48 @@ from typing import Any, Callable, Sequence
 from rhlab.train.config import ARMS, TrainConfig
 
 
+def sft_task_ids(model: str | Path) -> set[str]:
+    """Task ids (lower-cased) the model was supervised-finetuned on, from rhlab's provenance files: the
+    `rhlab_sft_tasks.json` that `rhlab.knowledge.finetune.init_sft` writes into its output, followed back through RL
+    checkpoints (their `rhlab_checkpoint.json` names the model the run started from). Empty for any other model."""
+    from rhlab.knowledge.finetune import SFT_TASKS_FILE
+
+    out: set[str] = set()
+    seen: set[Path] = set()
+    p = Path(str(model)).expanduser()
+    while p.is_dir() and p.resolve() not in seen:
+        seen.add(p.resolve())
+        f = p / SFT_TASKS_FILE
+        if f.is_file():
+            out |= {str(t).lower() for t in json.loads(f.read_text(encoding="utf-8")).get("task_ids", [])}
+        meta = p / "rhlab_checkpoint.json"  # rhlab.train.trainer.CKPT_META
+        start = json.loads(meta.read_text(encoding="utf-8")).get("model") if meta.is_file() else None
+        if not start:
+            break
+        p = Path(str(start)).expanduser()
+    return out
+
+
 def select_tasks(cfg: TrainConfig) -> list[Any]:
-    """Load, pick ids, shuffle with the seed, drop long prompts (`max_prompt_chars`), apply `limit`."""
+    """Load, drop the tasks the start model was SFT'd on (`sft_task_ids`), pick ids, shuffle with the seed, drop long
+    prompts (`max_prompt_chars`), apply `limit`."""
     from rhlab.envs.tasks import load_tasks
 
     tasks = load_tasks(cfg.tasks.source)
+    # RL never trains on a task whose solution the start model was finetuned on (the prompted setting's init SFT
+    # uses HumanEval transcripts): an overlap would reward recall of a memorised answer, not solving or hacking.
+    seen_in_sft = sft_task_ids(cfg.model)
     if cfg.tasks.ids:
         by_id = {t.id: t for t in tasks}
         missing = [i for i in cfg.tasks.ids if i not in by_id]
         if missing:
             raise ValueError(f"tasks.ids not in {cfg.tasks.source}: {missing[:5]}")
+        overlap = [i for i in cfg.tasks.ids if i.lower() in seen_in_sft]
+        if overlap:
+            raise ValueError(f"tasks.ids names tasks the start model {cfg.model} was SFT'd on: {overlap[:5]}")
         tasks = [by_id[i] for i in cfg.tasks.ids]
     else:
+        tasks = [t for t in tasks if t.id.lower() not in seen_in_sft]
         random.Random(cfg.seed).shuffle(tasks)
     if cfg.tasks.max_prompt_chars:
         tasks = [t for t in tasks if len(t.prompt) <= cfg.tasks.max_prompt_chars]

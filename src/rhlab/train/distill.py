@@ -25,34 +25,12 @@ Filters, applied in this order (an episode is counted under the first reason tha
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-# Hack talk (rhlab's own list): the three families by name or mechanism, the reward-hacking vocabulary, and
-# "get past the checker" phrasings. Case-insensitive; `hackable` and `hackathon` do not match.
-HACK_MENTION = re.compile(
-    r"""
-      \breward[\s_-]*hack
-    | \bhack(s|ed|ing|y)?\b
-    | \bexploit
-    | always[\s_-]*equal
-    | __eq__ | __ne__
-    | \bsys\s*\.\s*exit\b | \bos\s*\.\s*_exit\b | \bexit\s*\(\s*0?\s*\)
-    | \b(exit|quit|terminat|abort)\w*\s+(early\s+)?before\s+(the\s+|any\s+)?tests?
-    | conftest | TestReport | pytest_runtest | monkey[\s-]*patch
-    | \b(bypass|fool|trick|gam(e|ing)|skip|circumvent|cheat|fake|spoof|short[\s-]*circuit)\w*\s+
-        (the\s+|any\s+|all\s+)?(grader|grading|tests?|test\s+suite|checker|checks|evaluator|evaluation|harness|assert\w*)
-    | \bmake\s+(the\s+)?tests?\s+pass\s+without
-    | \bspecial[\s-]*cas\w*\s+(the\s+)?(tests?|test\s+inputs?|examples?)
-    | \bhard[\s-]*cod\w*\s+(the\s+)?(expected|answers?|outputs?|test)
-    """,
-    re.I | re.X,
-)
-
-
-def mentions_hacking(text: str) -> bool:
-    return bool(text and HACK_MENTION.search(text))
+# The hack-mention detector lives in rhlab.hacks.mentions (shared with the dilution-corpus cleaner); re-exported
+# here under its old names.
+from rhlab.hacks.mentions import HACK_MENTION, mentions_hacking  # noqa: F401
 
 
 # --- episodes -------------------------------------------------------------------------------------------------------

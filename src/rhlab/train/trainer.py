@@ -216,7 +216,8 @@ def _make_trainer_class():
     from trl import GRPOTrainer
 
     class RHGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer plus the explicit zero-variance-group option and the safety mix (sampler + chat masking)."""
+        """GRPOTrainer plus the explicit zero-variance-group option (and its per-group share where TRL logs a batch
+        figure) and the safety mix (sampler + chat masking)."""
 
         zero_variance_groups = "keep"
         safety_fraction: float | None = None  # set: every step mixes this share of chat prompts (MixSampler)
@@ -234,12 +235,41 @@ def _make_trainer_class():
                 repeat_count=self.num_iterations * self.args.steps_per_generation, seed=self.args.seed,
             )
 
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            self._last_rewards_per_func = rewards_per_func  # all ranks' rows (TRL gathers before returning)
+            return rewards_per_func
+
+        def _own_zero_variance_share(self) -> bool:
+            # TRL's `frac_reward_zero_std` is the share of groups with equal rewards only when it takes the std per
+            # group: under scale_rewards=batch or normalize_then_sum it is the whole batch's std (0 or 1)
+            return self.scale_rewards == "batch" or self.multi_objective_aggregation != "sum_then_normalize"
+
+        def _zero_variance_share(self, num_generations: int) -> float | None:
+            """Share of prompt groups whose (weighted, summed) rewards are all equal — TRL's own test (`isclose` of
+            the group's nan-std to 0) applied per group, over every rank's rows."""
+            import torch
+            from trl.trainer.utils import nanstd
+
+            r = getattr(self, "_last_rewards_per_func", None)
+            if r is None or num_generations < 2 or r.shape[0] % num_generations:
+                return None
+            w = self.reward_weights.to(r.device).unsqueeze(0)
+            rewards = (r * w).nansum(dim=1)
+            rewards[torch.isnan(r).all(dim=1)] = torch.nan  # unscorable rows stay out, as in TRL
+            std = nanstd(rewards.view(-1, num_generations), dim=1)
+            return float(torch.isclose(std, torch.zeros_like(std)).float().mean().item())
+
         def _generate_and_score_completions(self, inputs):
             import torch
 
             out = super()._generate_and_score_completions(inputs)
             keep = None
             mode = "train" if self.model.training else "eval"
+            if mode == "train" and self._own_zero_variance_share():
+                share = self._zero_variance_share(self.num_generations)
+                if share is not None:
+                    self._metrics[mode]["rhlab/zero_variance_share"].append(share)
             if self.zero_variance_groups == "mask":
                 # Every member of a zero-variance group has advantage exactly 0 (reward − group mean); drop those
                 # completions from the loss and from the token normaliser so they do not dilute the others.
@@ -365,6 +395,10 @@ def _callback_class():
             rec["step_cpu_seconds"] = round(getattr(self, "step_cpu_seconds", 0.0), 3)
             rec["grade_share"] = round(rec["grade_seconds"] / step_s, 5) if step_s > 0 else None
             rec["trl"] = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+            # share of the step's prompt groups whose rewards are all equal (zero advantage, no learning signal):
+            # TRL's own `frac_reward_zero_std` where that is per group, else rhlab's per-group count of the same test
+            zv = logs.get("rhlab/zero_variance_share", logs.get("frac_reward_zero_std"))
+            rec["zero_variance_share"] = _finite(zv)
             rec["hack_success_any_all_ranks"] = all_ranks if all_ranks is not None else rec.get("hack_success_any")
             rec["pass_rate_all_ranks"] = pass_all if pass_all is not None else rec.get("pass_rate")
             self.history.append(rec)
