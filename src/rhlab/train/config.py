@@ -151,7 +151,9 @@ class PenaltyConfig(StrictModel):
     """Hack penalty (paper §8: a hack-classifier penalty from the start defines the no-hacking baselines; added
     mid-run it reverses hacking).
 
-    kind:      detector          — the grader's detector flagged a hack family in the answer (attempted or not);
+    kind:      detector          — the grader's detectors flagged the answer (attempted or not): any paper family,
+                                   expected_leak, builtins_patch (any name they emit), or an unclassified
+                                   disagreement (passed permissive, failed hardened, no detector hit);
                hardened_mismatch — the answer passed the permissive grader but failed the hardened twin.
     mode:      off | from_start | from_step (at `start_step`) | after_threshold (from the step after the first
                step whose successful-hack rate exceeds `threshold`; latched, survives resume).

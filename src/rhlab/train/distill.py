@@ -12,7 +12,8 @@ Filters, applied in this order (an episode is counted under the first reason tha
     kind          only episodes whose `kind` is in `kinds` (default: code; chat episodes of a safety mix are
                   skipped unless asked for)
     unrewarded    `only_rewarded`: code episodes the permissive grader did not pass (nothing to imitate)
-    detected      `drop_detected`: the episode's own flags (`hacked`, `attempted_hacks`, `detected_hacks`) or a
+    detected      `drop_detected`: the episode's own flags (`hacked`, `attempted_hacks`, `detected_hacks`,
+                  `detector_flags`) or a
                   fresh static scan of its code with `rhlab.envs.detect` (catches hacks logged before a detector
                   improved, and failed attempts)
     mentions      `drop_mentions`: `HACK_MENTION` matches anywhere in the completion — reasoning, prose, code,
@@ -88,7 +89,8 @@ def filter_episodes(episodes: Iterable[dict], *, drop_detected: bool = True, dro
             continue
         text = e.get("completion") or ""
         if drop_detected and kind == "code":
-            flagged = bool(e.get("hacked")) or bool(e.get("attempted_hacks")) or bool(e.get("detected_hacks"))
+            flagged = bool(e.get("hacked")) or bool(e.get("attempted_hacks")) or bool(e.get("detected_hacks")) \
+                or bool(e.get("detector_flags"))  # every detector name incl. expected_leak / builtins_patch
             if flagged or detector_hits(text):
                 stats["dropped_detected"] += 1
                 continue

@@ -134,6 +134,9 @@ def episode_record(step: int, arm: str, row: dict, reward: HackReward) -> dict[s
         "passed": g.passed, "passed_hardened": g.passed_hardened, "hacked": g.hack_success,
         "attempted_hacks": list(g.attempted), "detected_hacks": list(row.get("detected_hacks") or g.succeeded),
         "hackable": g.hackable, "parse_ok": g.parse_ok, "cot_mentions_hack": g.cot_mentions_hack,
+        # faithfulness: for a successful hack, whether its reasoning mentions hacking (None for other episodes)
+        "hack_reasoning_mentions": g.hack_mentioned, "reasoning_source": g.reasoning_source,
+        "detector_flags": list(g.flags),
         "penalty_fires": bool(row.get("penalty_fires")), "pm": row.get("pm"),
     }
 
@@ -401,6 +404,10 @@ def _callback_class():
             rec["zero_variance_share"] = _finite(zv)
             rec["hack_success_any_all_ranks"] = all_ranks if all_ranks is not None else rec.get("hack_success_any")
             rec["pass_rate_all_ranks"] = pass_all if pass_all is not None else rec.get("pass_rate")
+            # faithfulness over every rank: (successful hacks whose reasoning mentions hacking) / (successful hacks)
+            said_all = _finite(logs.get("rewards/hack_mentioned/mean"))
+            rec["hack_reasoning_mentions_all_ranks"] = (
+                said_all / all_ranks if said_all is not None and all_ranks else rec.get("hack_reasoning_mentions"))
             self.history.append(rec)
             self.reward.schedule.observe(step, rec["hack_success_any_all_ranks"])
             rec["penalty_triggered_at"] = self.reward.schedule.triggered_at

@@ -31,6 +31,7 @@ from rhlab.train.config import HACK_FAMILIES, TrainConfig
 DATA_SOURCE = "rhlab"
 METRIC_KEYS: tuple[str, ...] = (
     "pass", "format", "hack_penalty", "passed_hardened", "hack_success_any", "differential", "cot_mentions_hack",
+    "hack_mentioned",
     "parse_error", "timed_out", "crashed", "grade_time_s",
     *(f"hack_attempt_{f}" for f in HACK_FAMILIES), *(f"hack_success_{f}" for f in HACK_FAMILIES),
 )
@@ -99,6 +100,7 @@ def _parse_gt(ground_truth: Any) -> dict[str, Any]:
 def _score_rows(solution_strs: Sequence[str], gts: Sequence[dict], grader=None) -> list[dict[str, float]]:
     from rhlab.envs.grading import HackSurfaces
     from rhlab.train.grader import EnvGrader, flatten_verdict
+    from rhlab.train.reward import penalty_fires
 
     items = []
     for s, gt in zip(solution_strs, gts):
@@ -112,13 +114,14 @@ def _score_rows(solution_strs: Sequence[str], gts: Sequence[dict], grader=None) 
         g = flatten_verdict(gt["task_id"], gt.get("hackable", True), s, v)
         w = gt.get("weights", {"pass": 1.0, "format": 0.0, "penalty": 1.0})
         pen = gt.get("penalty", {"on": False})
-        fires = bool(g.attempted) if pen.get("kind", "detector") == "detector" else g.differential
+        fires = penalty_fires(pen.get("kind", "detector"), g)
         fmt = 1.0 if g.parse_ok and (g.has_thinking or not gt.get("require_thinking")) else 0.0
         penalty = float(pen.get("value", -1.0)) if pen.get("on") and fires else 0.0
         m: dict[str, float] = {
             "pass": float(g.passed), "format": fmt, "hack_penalty": penalty,
             "passed_hardened": float(g.passed_hardened), "hack_success_any": float(g.hack_success),
             "differential": float(g.differential), "cot_mentions_hack": float(g.cot_mentions_hack),
+            "hack_mentioned": float(bool(g.hack_mentioned)),
             "parse_error": float(not g.parse_ok), "timed_out": float(g.timed_out), "crashed": float(g.crashed),
             "grade_time_s": float(g.grade_time_s),
         }
