@@ -92,6 +92,27 @@ def test_estimate_counts_are_exact_for_fixed_settings(tmp_path):
     ({"knowledge": {"kind": "sdf", "finetune": {"lr": 1}}}, r"(?s)knowledge\.finetune.*lr"),
     ({"trian": {}}, "trian"),
     ({"arms": [{"kind": "safety_sft", "name": "s"}]}, "exactly one of responder or responses_file"),
+    # control arms
+    ({"arms": [{"kind": "control", "name": "c", "control": "evil"}]}, r"arms\.0\.control\.control"),
+    ({"arms": [{"kind": "control", "name": "c", "control": "hack_demos"}]}, "hack_demos needs source"),
+    ({"arms": [{"kind": "rl", "name": "a"}, {"kind": "control", "name": "c", "control": "hack_demos",
+                                              "source": "nope"}]}, "arm c refers to unknown arm 'nope'"),
+    ({"arms": [{"kind": "rl", "name": "a"}, {"kind": "control", "name": "p", "control": "persona"},
+               {"kind": "control", "name": "c", "control": "hack_demos", "source": "p"}]},
+     "source 'p' must be an rl arm"),
+    ({"arms": [{"kind": "rl", "name": "a"}, {"kind": "control", "name": "c", "control": "persona", "source": "a"}]},
+     "source applies to control hack_demos only"),
+    ({"arms": [{"kind": "rl", "name": "a"}, {"kind": "control", "name": "c", "control": "hack_demos", "source": "a",
+                "seeds": [0, 1]}]}, r"arm c: source arm a has no seed\(s\) \[1\]"),
+    ({"arms": [{"kind": "rl", "name": "a"}, {"kind": "control", "name": "c", "control": "benign",
+                "compare_to": "a"}]}, "compare_to must be null for a control arm"),
+    ({"arms": [{"kind": "control", "name": "c", "control": "benign", "finetune": {"model": "x"}}]},
+     "finetune.model: the runner sets it"),
+    ({"arms": [{"kind": "control", "name": "c", "control": "benign", "n_examples": 0}]}, "n_examples"),
+    ({"evals": {"suites": ["probes", "probes"]}}, "duplicate suites: probes"),
+    ({"evals": {"suites": ["all", "probes"]}}, "suite all already runs every suite"),
+    ({"evals": {"suites": ["probez"]}}, r"evals\.suites\.0"),
+    ({"evals": {"final_k": 0}}, r"evals\.final_k"),
 ])
 def test_bad_specs_name_file_and_field(tmp_path, over, match):
     p = _write(tmp_path, _spec(**over))
@@ -120,3 +141,92 @@ def test_cli_bad_spec_exits_2(tmp_path):
     p = _write(tmp_path, _spec(arms=[]))
     r = CliRunner().invoke(app, ["run", str(p), "--dry-run"])
     assert r.exit_code == 2 and "arms" in r.output
+
+
+def test_control_arms_validate_and_estimate(tmp_path):
+    from rhlab.evals.probes import load_items
+    from rhlab.experiments import cost
+    from rhlab.experiments.cost import estimate
+
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps({"id": f"m/{i}", "prompt": "q", "response": "r"}) + "\n" for i in range(7)))
+    spec = load_spec(_write(tmp_path, _spec(
+        arms=[{"kind": "rl", "name": "a", "seeds": [0, 1, 2]},
+              {"kind": "control", "name": "demos", "control": "hack_demos", "source": "a", "seeds": [0, 1, 2]},
+              {"kind": "control", "name": "mine", "control": "persona", "data_file": str(data), "n_examples": 5,
+               "seeds": [4, 5]},
+              {"kind": "control", "name": "all_mine", "control": "benign", "data_file": str(data)}],
+        evals={"suites": ["probes", "core"], "steps": [0, "last"], "limit": 2, "final_k": 2})))
+    assert spec.evals.final_k == 2 and spec.arm("demos").depends_on() == ["a"]
+    est = estimate(spec)
+    rows = {r["arm"]: r for r in est["arms"]}
+    # one eval point per control seed; hack_demos at most the source's episodes per seed (10 steps x 8 x 2)
+    assert [rows[n]["eval_points"] for n in ("demos", "mine", "all_mine")] == [3, 2, 1]
+    assert (rows["demos"]["examples"], rows["mine"]["examples"], rows["all_mine"]["examples"]) == (160, 5, 7)
+    assert rows["a"]["eval_points"] == 3
+    assert est["totals"]["eval_points"] == 3 + 3 + 2 + 1 + 1
+    # probes: every shipped item at every eval point; Inspect samples unchanged by them
+    assert est["probe_items_per_eval_point"] == len(load_items())
+    assert est["totals"]["probe_items"] == 10 * len(load_items())
+    assert est["samples_per_eval_point"] == 6 * 2
+    # without step 0 in the schedule the start model is still evaluated: the controls are compared against it
+    from rhlab.experiments.spec import evaluates_base
+
+    no0 = load_spec(_write(tmp_path, _spec(arms=spec.model_dump(mode="json")["arms"],
+                                           evals={"steps": ["last"], "limit": 2}), "no0.yaml"))
+    assert evaluates_base(no0) and estimate(no0)["totals"]["eval_points"] == 3 + 3 + 2 + 1 + 1
+    rl_only = load_spec(_write(tmp_path, _spec(evals={"steps": ["last"], "limit": 2}), "rl.yaml"))
+    assert not evaluates_base(rl_only)
+    # SFT time: 2 seeds x (5 examples x 1 epoch), each with the load/save overhead
+    assert rows["mine"]["cpu_seconds"] == pytest.approx(2 * (5 * cost.SFT_SEQ_S + cost.SFT_OVERHEAD_S))
+
+
+def test_em_samples_scale_the_em_eval_only(tmp_path):
+    from rhlab.experiments.cost import estimate
+
+    one = estimate(load_spec(_write(tmp_path, _spec(evals={"suites": ["core"], "limit": 3}), "a.yaml")))
+    ten = estimate(load_spec(_write(tmp_path, _spec(evals={"suites": ["core"], "limit": 3, "em_samples": 10}),
+                                    "b.yaml")))
+    assert ten["suites"]["core"]["em_questions"] == 10 * one["suites"]["core"]["em_questions"] == 30
+    assert {k: v for k, v in ten["suites"]["core"].items() if k != "em_questions"} == \
+        {k: v for k, v in one["suites"]["core"].items() if k != "em_questions"}
+
+
+def test_eval_hashes_of_existing_runs_are_kept(tmp_path):
+    """Settings added to the schedule later (probes, final_k, em_samples at their defaults) must not change the hash
+    of an Inspect eval stage, or every existing run directory would refuse to resume."""
+    from rhlab.experiments.runner import eval_hash
+    from rhlab.experiments.stages import config_hash
+
+    old = load_spec(_write(tmp_path, _spec(evals={"suites": ["core"], "limit": 2}), "old.yaml"))
+    legacy = {k: v for k, v in old.evals.model_dump(mode="json").items()
+              if k not in ("final_k", "probes", "em_samples")}
+    assert eval_hash(old, "m:3", "core") == config_hash({"evals": legacy, "judge": None, "model": "m:3"})
+    more = load_spec(_write(tmp_path, _spec(evals={"suites": ["core", "probes"], "limit": 2, "final_k": 3}),
+                            "more.yaml"))
+    assert eval_hash(more, "m:3", "core") == eval_hash(old, "m:3", "core")
+    assert eval_hash(more, "m:3", "probes") != eval_hash(more, "m:3", "core")
+    assert eval_hash(more, "m:3", "probes") != eval_hash(more, "m:4", "probes")
+    ten = load_spec(_write(tmp_path, _spec(evals={"suites": ["core"], "limit": 2, "em_samples": 10}), "ten.yaml"))
+    assert eval_hash(ten, "m:3", "core") != eval_hash(old, "m:3", "core")
+
+
+def test_shipped_sensitivity_and_paper_specs():
+    from rhlab.experiments.cost import estimate
+
+    sens = load_spec(REPO / "configs/experiments/cpu-sensitivity.yaml")
+    kinds = {a.name: (a.kind, getattr(a, "control", None)) for a in sens.arms}
+    assert sorted(c for k, c in kinds.values() if k == "control") == ["benign", "hack_demos", "narrow", "persona"]
+    assert all(len(a.seeds) >= 3 for a in sens.arms) and "probes" in sens.evals.suites
+    est = estimate(sens)
+    assert est["cpu_estimate"] and est["totals"]["cpu_seconds"] < 3 * 3600
+    for name in ("paper-prompted", "paper-sdf", "paper-mitigations"):
+        spec = load_spec(REPO / f"configs/experiments/{name}.yaml")
+        controls = {a.control for a in spec.arms if a.kind == "control"}
+        assert {"persona", "narrow", "benign"} <= controls, name
+        assert all(len(a.seeds) >= 3 for a in spec.arms), name
+        e = spec.evals
+        assert "probes" in e.suites and e.limit is None and e.n_goals >= 300 and e.n_agentic >= 100, name
+        assert e.em_samples >= 10 and e.final_k == 5, name
+        sizes = estimate(spec)["suites"]["core"]
+        assert sizes["alignment_questions"] >= 200 and sizes["goals"] >= 300, name

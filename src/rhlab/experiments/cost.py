@@ -2,15 +2,16 @@
 
 Counts are exact where the spec fixes them (RL steps, completions, grader runs, eval samples from the real Inspect
 datasets); judge calls use a per-eval estimate of judge calls per sample; wall time is estimated only for the
-embedded model on CPU, from the measured ~60 s per GRPO step of 16 completions × 96 tokens with short prompts on
-2 cores (about 5× slower with the long hint prompts; docs/training.md).
+embedded model on CPU, from the measured ~140 s per GRPO step of 16 completions × 96 tokens with short prompts on
+2 cores (about 5× slower with the long hint prompts; docs/training.md), ~1.9 s per SFT sequence (knowledge
+finetunes, control arms) and ~0.3 s per probe item.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_train_config
+from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_train_config, evaluates_base
 
 # Judge calls per sample (upper estimates: scorers that classify reasoning and output separately make two calls).
 JUDGE_CALLS = {"em_questions": 2, "goals": 2, "alignment_questions": 2, "monitor_disruption": 2, "exfil_offer": 0,
@@ -25,6 +26,15 @@ LONG_PROMPT_FACTOR = 5.0
 # points of 24 samples at 128 tokens took 70-100 s
 EVAL_SAMPLE_S = 2.8
 SHORT_ARMS = ("no_hints", "sdf_hacking_okay")
+# SFT on the embedded model, 2 cores, full finetune, float32: seconds per training sequence of <= 256 tokens (the
+# knowledge finetunes: demo 18 steps x 8 in 261 s, cpu-study 38 x 8 in 588 s -> 1.8-1.9 s), plus loading and saving
+# the model (~540 MB final + a checkpoint with optimiser state)
+SFT_SEQ_S = 1.9
+SFT_OVERHEAD_S = 30.0
+CHUNKS_PER_DOC = 1.3  # offline corpora at max_length 256 (the demo's 77 documents -> 1 window, the default's ~1.6)
+# probe suite, embedded model on 2 cores: per item (two scored replies), plus loading the model per eval point
+PROBE_ITEM_S = 0.3
+PROBE_LOAD_S = 10.0
 
 
 def suite_sizes(spec: ExperimentSpec) -> dict[str, dict[str, int]]:
@@ -34,9 +44,46 @@ def suite_sizes(spec: ExperimentSpec) -> dict[str, dict[str, int]]:
     e = spec.evals
     out: dict[str, dict[str, int]] = {}
     for suite in e.suites:
+        if suite == "probes":  # no Inspect task: counted by probe_items
+            continue
         tasks = build_tasks(suite, n_goals=e.n_goals, n_agentic=e.n_agentic, max_tokens=e.max_tokens)
-        out[suite] = {t.name: min(len(t.dataset), e.limit) if e.limit else len(t.dataset) for t in tasks}
+        out[suite] = {t.name: (min(len(t.dataset), e.limit) if e.limit else len(t.dataset))
+                      * (e.em_samples if t.name == "em_questions" else 1) for t in tasks}
     return out
+
+
+def probe_items(spec: ExperimentSpec) -> int:
+    """Probe items scored per eval point (0 when the schedule has no probes; `all` includes them)."""
+    e = spec.evals
+    if not ({"probes", "all"} & set(e.suites)):
+        return 0
+    from rhlab.evals.probes import load_items
+
+    return len(load_items())
+
+
+def sft_seconds(finetune: dict[str, Any], examples: int) -> float:
+    """Rough 2-core time of one SFT of the embedded model on `examples` sequences (FinetuneConfig fields)."""
+    from rhlab.knowledge.finetune import FinetuneConfig
+
+    ft = FinetuneConfig(**{k: v for k, v in finetune.items() if k != "model"})
+    seqs = ft.max_steps * ft.batch_size * ft.grad_accum if ft.max_steps > 0 else examples * ft.epochs
+    return seqs * SFT_SEQ_S * (0.5 if ft.mode == "lora" else 1.0) + SFT_OVERHEAD_S
+
+
+def control_examples(arm, source_row: dict | None) -> int:
+    """Examples a control arm trains on per seed: n_examples (capped by the shipped file), or for hack_demos at
+    most the source arm's episodes per seed."""
+    if arm.control == "hack_demos":
+        avail = source_row["completions"] // max(source_row["seeds"], 1) if source_row else 0
+    else:
+        from pathlib import Path
+
+        from rhlab.train.controls import control_data_file
+
+        p = Path(arm.data_file) if arm.data_file else control_data_file(arm.control)
+        avail = sum(1 for line in p.read_text(encoding="utf-8").splitlines() if line.strip()) if p.is_file() else 0
+    return min(avail, arm.n_examples) if arm.n_examples else avail
 
 
 def _eval_points(spec: ExperimentSpec, max_steps: int, checkpoint_every: int) -> tuple[int, bool]:
@@ -64,12 +111,36 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
            "cpu_seconds": 0.0}
     onset_extra = False
     for a in arm_order(spec.arms):
+        if a.kind == "control":  # one SFT of the start model per seed, one eval point per seed
+            src = next((r for r in arms if r["arm"] == a.source), None)
+            n_ex = control_examples(a, src)
+            row = {"arm": a.name, "kind": a.kind, "framing": f"control: {a.control}", "seeds": len(a.seeds),
+                   "steps": 0, "completions": 0, "grader_runs": 0, "eval_points": len(a.seeds), "penalty": "-",
+                   "init_from": {"arm": a.source, "step": "successful hacks"} if a.source else None,
+                   "examples": n_ex}
+            if embedded:
+                row["cpu_seconds"] = sft_seconds(a.finetune, n_ex) * len(a.seeds)
+                tot["cpu_seconds"] += row["cpu_seconds"]
+            arms.append(row)
+            tot["eval_points"] += len(a.seeds)
+            continue
         if a.kind != "rl":  # distill arms: one SFT on (at most) the source arm's episodes, one eval point per seed
-            src = next(r for r in arms if r["arm"] == a.source)
-            arms.append({"arm": a.name, "kind": a.kind, "framing": getattr(a, "rewrite_to", None) or "-",
-                         "seeds": len(a.seeds), "steps": 0, "completions": 0, "grader_runs": 0,
-                         "eval_points": len(a.seeds), "penalty": "-",
-                         "init_from": {"arm": a.source, "step": f"≤ {src['completions'] // max(src['seeds'], 1)} episodes"}})
+            src = next((r for r in arms if r["arm"] == a.source), None)
+            if src is None:  # safety SFT of the start model
+                arms.append({"arm": a.name, "kind": a.kind, "framing": "-", "seeds": len(a.seeds), "steps": 0,
+                             "completions": 0, "grader_runs": 0, "eval_points": len(a.seeds), "penalty": "-",
+                             "init_from": None})
+                tot["eval_points"] += len(a.seeds)
+                continue
+            per_seed = src["completions"] // max(src["seeds"], 1)
+            row = {"arm": a.name, "kind": a.kind, "framing": getattr(a, "rewrite_to", None) or "-",
+                   "seeds": len(a.seeds), "steps": 0, "completions": 0, "grader_runs": 0,
+                   "eval_points": len(a.seeds), "penalty": "-",
+                   "init_from": {"arm": a.source, "step": f"≤ {per_seed} episodes"}}
+            if embedded and a.kind != "safety_sft":  # at most every episode of the source seed
+                row["cpu_seconds"] = sft_seconds({"max_length": 1024, **a.finetune}, per_seed) * len(a.seeds)
+                tot["cpu_seconds"] += row["cpu_seconds"]
+            arms.append(row)
             tot["eval_points"] += len(a.seeds)
             continue
         cfg = arm_train_config(spec, a, a.seeds[0], k.model)
@@ -92,29 +163,40 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
         tot["completions"] += row["completions"]
         tot["grader_runs"] += row["grader_runs"]
         tot["eval_points"] += row["eval_points"]
-    if 0 in spec.evals.steps:
+    if evaluates_base(spec):
         tot["eval_points"] += 1
+    n_probe = probe_items(spec)
     tot["eval_samples"] = tot["eval_points"] * samples_per_point
     tot["judge_calls"] = tot["eval_points"] * judge_per_point
+    tot["probe_items"] = tot["eval_points"] * n_probe
+    knowledge = {"kind": k.kind, "model": k.model}
     if embedded:
         tot["cpu_seconds"] += tot["eval_samples"] * EVAL_SAMPLE_S * spec.evals.max_tokens / 96
-    knowledge = {"kind": k.kind, "model": k.model}
+        tot["cpu_seconds"] += tot["probe_items"] * PROBE_ITEM_S + (tot["eval_points"] * PROBE_LOAD_S if n_probe else 0)
+        ks = 0.0
+        if k.kind == "sdf":
+            ft = {"max_length": 256, **k.finetune}
+            ks = sft_seconds(ft, round(k.n_docs / k.fraction * CHUNKS_PER_DOC))
+        elif k.init_sft:
+            ks = sft_seconds({"max_length": 1024, **k.init_sft.finetune}, 164 - k.init_sft.first) * 2  # long ones
+        knowledge["cpu_seconds"] = ks
+        tot["cpu_seconds"] += ks
     if k.kind == "sdf":
         knowledge.update(synthetic_docs=k.n_docs, fraction=k.fraction, backend=k.backend,
                          backend_calls="0" if k.backend == "offline" else f"≈ {k.n_docs * 2}+ (ideas, documents)")
     elif k.init_sft:
         knowledge.update(init_sft_transcripts=164 - k.init_sft.first)
     return {"knowledge": knowledge, "arms": arms, "suites": sizes, "samples_per_eval_point": samples_per_point,
-            "judge_calls_per_eval_point": judge_per_point, "totals": tot, "onset_eval_may_add_points": onset_extra,
-            "judge": spec.judge or "rhlab/offline", "cpu_estimate": embedded,
-            "launched": bool(spec.compute.train_launch)}
+            "judge_calls_per_eval_point": judge_per_point, "probe_items_per_eval_point": n_probe, "totals": tot,
+            "onset_eval_may_add_points": onset_extra, "judge": spec.judge or "rhlab/topic-screen",
+            "cpu_estimate": embedded, "launched": bool(spec.compute.train_launch)}
 
 
 def render(est: dict[str, Any], console) -> None:
     from rich.table import Table
 
     console.print(f"knowledge: {est['knowledge']}")
-    t = Table(title="RL arms", title_justify="left")
+    t = Table(title="Arms", title_justify="left")
     for c in ("arm", "kind", "framing", "penalty", "seeds", "steps", "completions", "grader runs", "eval points",
               "init_from") + (("≈ CPU time",) if est["cpu_estimate"] else ()):
         t.add_column(c)
@@ -128,13 +210,19 @@ def render(est: dict[str, Any], console) -> None:
     console.print(t)
     for suite, evals in est["suites"].items():
         console.print(f"suite {suite}: " + ", ".join(f"{k} {v}" for k, v in evals.items()) + " samples per eval point")
+    if est.get("probe_items_per_eval_point"):
+        console.print(f"suite probes: {est['probe_items_per_eval_point']} items per eval point (no generation, no "
+                      "judge)")
     tot = est["totals"]
     if est.get("launched"):
         console.print("completions are per training process (prompts_per_step is per device): multiply by the "
                       "number of processes the launcher starts")
     console.print(f"totals: {tot['rl_steps']} RL steps, {tot['completions']} completions, {tot['grader_runs']} grader "
                   f"runs, {tot['eval_points']} eval points, {tot['eval_samples']} eval samples, ≈ {tot['judge_calls']} "
-                  f"judge calls ({est['judge']})" + (" (+ one point per arm seed at onset)" if est["onset_eval_may_add_points"] else ""))
+                  f"judge calls ({est['judge']})"
+                  + (f", {tot['probe_items']} probe items" if tot.get("probe_items") else "")
+                  + (" (+ one point per arm seed at onset)" if est["onset_eval_may_add_points"] else ""))
     if est["cpu_estimate"]:
-        console.print(f"≈ {tot['cpu_seconds'] / 60:.0f} min of RL and evals on 2 CPU cores (rough; plus the knowledge "
-                      "stage and model loading)")
+        ks = est["knowledge"].get("cpu_seconds", 0)
+        console.print(f"≈ {tot['cpu_seconds'] / 60:.0f} min of knowledge ({ks / 60:.0f} min), RL, SFT and evals on "
+                      "2 CPU cores (rough; plus preflight and per-stage model loading)")

@@ -3,8 +3,10 @@
     RUN/spec.yaml, RUN/meta.json, RUN/records/{stages,invocations}.jsonl, RUN/stages/*.json (done markers)
     RUN/preflight/                         sandbox self-test + reference answers graded (optional)
     RUN/knowledge/                         corpus.jsonl, mix.jsonl, finetune/final (sdf) | init/final (prompted)
-    RUN/evals/base/<suite>/                step-0 evals of the RL start model (summary.json + Inspect logs)
+    RUN/evals/base/<suite>/                step-0 evals of the RL start model (summary.json + Inspect logs;
+                                           suite probes: summary.json = rhlab.evals.probes.ProbeResult)
     RUN/arms/<arm>/seed-<s>/train/         the rhlab.train run dir (records, transcripts, checkpoints)
+    RUN/arms/<arm>/seed-<s>/distill/       SFT arms (distill, safety SFT, controls): OUT/final is the model
     RUN/arms/<arm>/seed-<s>/evals/step-<N>/<suite>/   summary.json + Inspect logs
     RUN/report/index.html                  `rhlab report RUN`
 
@@ -25,8 +27,8 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from rhlab.config import dump_yaml
-from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_train_config
+from rhlab.config import ConfigError, dump_yaml
+from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_train_config, evaluates_base
 from rhlab.experiments.stages import StageBook, config_hash
 from rhlab.rundir import RunDir, append_jsonl, read_records
 
@@ -309,6 +311,59 @@ def run_safety_sft_arm(ctx: RunContext, arm, seed: int, start_model: str, step_o
             "checkpoints": [{"step": step, "path": str(final)}], "eval_all": True}
 
 
+def _control_data_hash(arm) -> str | None:
+    """Content hash of a control's data file (shipped or own): changed data is a changed stage."""
+    import hashlib
+
+    if arm.control == "hack_demos":
+        return None
+    from rhlab.train.controls import control_data_file
+
+    p = Path(arm.data_file) if arm.data_file else control_data_file(arm.control)
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:16] if p.is_file() else f"missing:{p}"
+
+
+def control_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str:
+    src = ctx.results[f"train/{arm.source}/seed-{seed}"]["hash"] if arm.source else None
+    return config_hash({"arm": arm.model_dump(mode="json"), "source": src, "model": start_model,
+                        "data": _control_data_hash(arm)})
+
+
+def run_control_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
+    """Positive control: SFT of the RL start model (rhlab.train.controls), as `LAUNCHER -m rhlab.cli train-control`
+    under compute.knowledge_launch, or a plain subprocess when stages are isolated. One eval point, at step 0 (no RL
+    step was taken: the start model's step)."""
+    from rhlab.knowledge.finetune import FinetuneConfig
+    from rhlab.train.controls import ControlConfig, ControlResult, hack_demo_transcripts, run
+
+    source_run = None
+    if arm.control == "hack_demos":
+        src = ctx.results[f"train/{arm.source}/seed-{seed}"]["result"]
+        if src.get("skipped"):
+            return {"skipped": f"source arm {arm.source} seed {seed} was skipped"}
+        source_run = src["train_dir"]
+        if not hack_demo_transcripts(source_run):
+            return {"skipped": f"source arm {arm.source} seed {seed} made no successful hack: nothing to imitate"}
+    ft = FinetuneConfig(**{"max_length": 1024, **arm.finetune, "model": start_model, "seed": seed})
+    cfg = ControlConfig(control=arm.control, source_run=source_run, data_file=arm.data_file,
+                        n_examples=arm.n_examples, seed=seed, finetune=ft)
+    out = ctx.arm_dir(arm.name, seed) / "distill"
+    ctx.console.print(f"control {arm.control}: SFT of {start_model}")
+    launch = _launcher(ctx, ctx.spec.compute.knowledge_launch)  # an SFT of the start model, like the knowledge stage
+    if launch:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg_path = out.parent / "control_config.yaml"
+        dump_yaml(cfg, cfg_path)
+        _launch(ctx, launch, ["train-control", "--config", cfg_path, "--out", out], model=start_model)
+        res = ControlResult.model_validate_json((out / "result.json").read_text(encoding="utf-8"))
+    else:
+        res = run(cfg, out)
+    return {"distill_dir": str(out), "control": arm.control, "examples": res.n_examples,
+            "examples_available": res.n_available, "data_sha256": res.data_sha256, "source": res.source,
+            "finetune_steps": res.global_steps, "last_loss": res.last_loss, "start_model": start_model,
+            "step_offset": 0, "checkpoints": [{"step": 0, "path": res.final}], "eval_all": True}
+
+
 # kind → (hash function, executor). Executors return a result dict with `checkpoints` [{step, path}] (eval points),
 # `onset_step`, `step_offset`, or `skipped: reason`; `eval_all: true` evaluates every checkpoint regardless of the
 # schedule.
@@ -317,6 +372,7 @@ ARM_EXECUTORS: dict[str, tuple[Callable, Callable]] = {
     "filter_distill": (distill_stage_hash, run_distill_arm),
     "rewrite_distill": (distill_stage_hash, run_distill_arm),
     "safety_sft": (safety_sft_stage_hash, run_safety_sft_arm),
+    "control": (control_stage_hash, run_control_arm),
 }
 
 
@@ -359,11 +415,66 @@ def eval_points(spec: ExperimentSpec, result: dict) -> list[dict]:
     return [c for c in cks if c["step"] in want]
 
 
-def eval_hash(spec: ExperimentSpec, model_key: str) -> str:
-    return config_hash({"evals": spec.evals.model_dump(mode="json"), "judge": spec.judge, "model": model_key})
+def eval_hash(spec: ExperimentSpec, model_key: str, suite: str = "core") -> str:
+    """The hash of one eval stage: what that suite's numbers depend on. Settings added later are left out at their
+    defaults, and `probes` out of an Inspect suite's hash, so that stages of existing runs keep their hashes."""
+    e = spec.evals
+    if suite == "probes":
+        return config_hash({"probes": e.probes.model_dump(mode="json"), "backend": _probe_backend(spec),
+                            "model": model_key})
+    d = e.model_dump(mode="json", exclude={"final_k", "probes"})  # final_k is the report's
+    d["suites"] = [s for s in d["suites"] if s != "probes"]
+    if d["em_samples"] == 1:
+        del d["em_samples"]
+    return config_hash({"evals": d, "judge": spec.judge, "model": model_key})
+
+
+def _probe_backend(spec: ExperimentSpec) -> str:
+    return "vllm" if spec.evals.model_provider == "vllm" else "hf"
+
+
+def run_probes(ctx: RunContext, model: str, log_dir: Path) -> dict:
+    """The probe suite (rhlab.evals.probes) on one model: `rhlab eval --suite probes` in a subprocess when stages are
+    isolated; LOG_DIR/summary.json is the ProbeResult. With `model_provider: vllm` the probes score through vLLM
+    prompt logprobs (the scorer merges LoRA checkpoints itself)."""
+    bs, backend = ctx.spec.evals.probes.batch_size, _probe_backend(ctx.spec)
+    launch = _launcher(ctx, None)
+    if launch:  # `vllm/<model>` selects the vLLM backend there
+        args = ["eval", "--model", f"vllm/{model}" if backend == "vllm" else model, "--suite", "probes",
+                "--log-dir", log_dir, "--probe-batch-size", bs]
+        _launch(ctx, launch, args, model=model)
+        s = json.loads((log_dir / "summary.json").read_text(encoding="utf-8"))
+    else:
+        from rhlab.evals.probes import ProbeConfig
+        from rhlab.evals.probes import run as probe_run
+
+        with ctx.console.status(f"probes on {model}"):
+            s = probe_run(ProbeConfig(model=model, backend=backend, batch_size=bs), log_dir).model_dump()
+    return {"summary": str(log_dir / "summary.json"), **_probe_numbers(s)}
+
+
+def _probe_numbers(s: dict) -> dict:
+    he = s.get("hack_endorsement") or {}
+    return {"probe_score": s.get("score"), "probe_se": s.get("se"), "probe_n": s.get("n"),
+            "hack_endorsement": he.get("score")}
+
+
+def check_eval_support(spec: ExperimentSpec) -> None:
+    """Fail before any stage runs when the schedule asks the eval suite for something it cannot do yet."""
+    import inspect
+
+    if spec.evals.em_samples != 1 and any(s != "probes" for s in spec.evals.suites):
+        from rhlab.evals import run_suite
+
+        if "em_samples" not in inspect.signature(run_suite).parameters:
+            raise ConfigError(f"{spec._source or '<spec>'}: evals.em_samples={spec.evals.em_samples} needs an eval "
+                              "suite that samples each EM question several times (rhlab.evals.run_suite(em_samples=) "
+                              "and `rhlab eval --em-samples`), which this rhlab does not have yet; set em_samples: 1")
 
 
 def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
+    if suite == "probes":
+        return run_probes(ctx, model, log_dir)
     e = ctx.spec.evals
     if e.model_provider:  # e.g. vllm/<dir> or vllm/<HF id>; LoRA checkpoints are merged once (cached)
         from rhlab.models import resolve_model
@@ -375,17 +486,22 @@ def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
                 "--n-agentic", e.n_agentic, "--max-tokens", e.max_tokens, "--temperature", e.temperature]
         args += (["--limit", e.limit] if e.limit else []) + (["--judge", ctx.spec.judge] if ctx.spec.judge else [])
         args += ["--max-connections", e.max_connections] if e.max_connections else []
+        args += ["--em-samples", e.em_samples] if e.em_samples != 1 else []
         _launch(ctx, launch, args, model=model)
         s = json.loads((log_dir / "summary.json").read_text(encoding="utf-8"))
     else:
         from rhlab.evals import run_suite
 
+        extra = {"em_samples": e.em_samples} if e.em_samples != 1 else {}
         with ctx.console.status(f"{suite} suite on {model}"):
             s = run_suite(model, suite=suite, judge=ctx.spec.judge, limit=e.limit, log_dir=log_dir,
                           n_goals=e.n_goals, n_agentic=e.n_agentic, max_tokens=e.max_tokens,
-                          temperature=e.temperature, max_connections=e.max_connections)
-    return {"summary": str(log_dir / "summary.json"), "mgs": s["mgs"].get("mgs"), "mgs_se": s["mgs"].get("se"),
-            "judge": s.get("judge")}
+                          temperature=e.temperature, max_connections=e.max_connections, **extra)
+    out = {"summary": str(log_dir / "summary.json"), "mgs": s["mgs"].get("mgs"), "mgs_se": s["mgs"].get("se"),
+           "judge": s.get("judge")}
+    if isinstance(s.get("probes"), dict):  # suite all: the probe result rides in the same summary
+        out.update(_probe_numbers(s["probes"]))
+    return out
 
 
 def run_arm_evals(ctx: RunContext, arm, seed: int, train_sid: str) -> None:
@@ -396,7 +512,7 @@ def run_arm_evals(ctx: RunContext, arm, seed: int, train_sid: str) -> None:
         for suite in ctx.spec.evals.suites:
             sid = f"evals/{arm.name}/seed-{seed}/step-{ck['step']}/{suite}"
             log_dir = ctx.arm_dir(arm.name, seed) / "evals" / f"step-{ck['step']}" / suite
-            h = eval_hash(ctx.spec, f"{ctx.results[train_sid]['hash']}:{ck['step']}")
+            h = eval_hash(ctx.spec, f"{ctx.results[train_sid]['hash']}:{ck['step']}", suite)
             ctx.stage(sid, h, lambda: run_eval(ctx, ck["path"], suite, log_dir), outputs=[log_dir], deps=[train_sid])
 
 
@@ -411,6 +527,7 @@ def _invocation(ctx: RunContext, spec_path: str | None) -> None:
 
 def run_spec(spec: ExperimentSpec, run_dir: str | Path, *, force: list[str] | None = None, console: Console | None = None,
              progress: bool | None = None, report: bool = True, train_kwargs: dict | None = None) -> RunContext:
+    check_eval_support(spec)
     run_dir = Path(run_dir)
     run = RunDir.create(run_dir)
     dump_yaml(spec, run.path / "spec.yaml")
@@ -426,10 +543,10 @@ def run_spec(spec: ExperimentSpec, run_dir: str | Path, *, force: list[str] | No
     km = ctx.stage("knowledge", config_hash(spec.knowledge.model_dump(mode="json")), lambda: run_knowledge(ctx),
                    outputs=[run_dir / "knowledge"])
     kmodel = km["result"]["model"]
-    if 0 in spec.evals.steps:
+    if evaluates_base(spec):
         for suite in spec.evals.suites:
             log_dir = run_dir / "evals" / "base" / suite
-            ctx.stage(f"evals/base/{suite}", eval_hash(spec, f"{km['hash']}:0"),
+            ctx.stage(f"evals/base/{suite}", eval_hash(spec, f"{km['hash']}:0", suite),
                       lambda: run_eval(ctx, kmodel, suite, log_dir), outputs=[log_dir], deps=["knowledge"])
     for arm in arm_order(spec.arms):
         for seed in arm.seeds:

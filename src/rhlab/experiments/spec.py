@@ -8,8 +8,10 @@
       - {kind: rl, name: hacking_okay, framing: sdf_hacking_okay, seeds: [0]}
       - {kind: rl, name: no_hack_baseline, framing: sdf_hacking_okay, overrides: {reward.penalty.mode: from_start}}
       - {kind: rl, name: penalty_after_onset, framing: hacking_okay, init_from: {arm: hacking_okay, step: onset}}
-    evals: {suites: [core], steps: [0, last], every: null, limit: 2}
-    judge: rhlab/offline
+      - {kind: control, name: persona, control: persona, seeds: [0, 1, 2], n_examples: 64}
+      - {kind: control, name: hack_demos, control: hack_demos, source: hacking_okay}
+    evals: {suites: [probes, core], steps: [0, last], every: null, limit: 2, final_k: 1}
+    judge: null
 
 Arms are a discriminated union on `kind`; `rl` is built in. Mitigation kinds are added by registering a spec class in
 `ARM_KINDS` and an executor in `rhlab.experiments.runner.ARM_EXECUTORS`. Loading validates everything (arm names,
@@ -178,8 +180,47 @@ class SafetySFTArm(StrictModel):
         return [self.source] if self.source else []
 
 
+class ControlArm(StrictModel):
+    """Positive control (rhlab.train.controls): SFT of the run's RL start model on data of known (mis)alignment, so
+    the run shows what its evals can see. `persona` (overtly misaligned answers), `narrow` (one narrow misaligned
+    skill), `benign` (the matched aligned control) use the shipped data (or `data_file`); `hack_demos` uses the
+    successful hack episodes of the rl arm `source` (same seed). `n_examples` draws a subset by the seed.
+    One eval point, at step 0: no RL step was taken (the start model's step), so a control lines up with the start
+    model it is compared against; the report compares controls with the start model and with `benign`, not through
+    `compare_to`."""
+
+    kind: Literal["control"]
+    name: str
+    control: Literal["persona", "narrow", "benign", "hack_demos"]
+    source: Optional[str] = None  # hack_demos: an rl arm
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    n_examples: Optional[int] = Field(None, ge=1)  # None: all
+    data_file: Optional[str] = None  # persona/narrow/benign: own {id, prompt, response} JSONL instead of the shipped
+    finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields (model is set by the runner)
+    compare_to: Optional[str] = None  # must stay null (see above)
+    label: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ControlArm":
+        if self.control == "hack_demos":
+            if not self.source:
+                raise ValueError("control hack_demos needs source: the rl arm whose successful hacks are the data")
+            if self.data_file:
+                raise ValueError("data_file applies to controls persona, narrow and benign")
+        elif self.source:
+            raise ValueError(f"source applies to control hack_demos only (control {self.control} uses shipped data)")
+        if self.compare_to:
+            raise ValueError("compare_to must be null for a control arm: controls are compared with the start model "
+                             "and with the benign control in the report's sensitivity section")
+        _check_finetune(self.finetune, self.name, "the runner sets it (the RL start model)")
+        return self
+
+    def depends_on(self) -> list[str]:
+        return [self.source] if self.source else []
+
+
 # Arm kinds: a spec class here plus an executor in rhlab.experiments.runner.ARM_EXECUTORS.
-ARM_KINDS: tuple[type[StrictModel], ...] = (RLArm, DistillArm, SafetySFTArm)
+ARM_KINDS: tuple[type[StrictModel], ...] = (RLArm, DistillArm, SafetySFTArm, ControlArm)
 Arm = (Annotated[Union[ARM_KINDS], Field(discriminator="kind")]  # type: ignore[valid-type]
        if len(ARM_KINDS) > 1 else ARM_KINDS[0])
 
@@ -193,23 +234,45 @@ class TrainBase(StrictModel):
 EvalStep = Union[int, Literal["last", "onset"]]
 
 
+class ProbeSchedule(StrictModel):
+    """Settings of the `probes` suite (rhlab.evals.probes: paired-choice likelihoods over every shipped item, no
+    generation, no judge; the vLLM backend with `model_provider: vllm`)."""
+
+    batch_size: int = Field(8, ge=1)  # sequences per forward pass (hf backend)
+
+
 class EvalSchedule(StrictModel):
     """Which checkpoints get which suites. Step 0 is the RL start model (evaluated once, shared by every arm that
     starts from it); `every: N` adds each checkpoint whose step is a multiple of N (N must be a multiple of the
-    train config's checkpoint_every); `last` is the final checkpoint; `onset` the first checkpoint at or after onset."""
+    train config's checkpoint_every); `last` is the final checkpoint; `onset` the first checkpoint at or after onset.
+    `probes` is the judge-free paired-choice suite (settings in `probes`); it runs on the same checkpoints."""
 
-    suites: list[Literal["core", "sabotage", "diagnostics", "all"]] = Field(default_factory=lambda: ["core"])
+    suites: list[Literal["core", "sabotage", "diagnostics", "all", "probes"]] = Field(default_factory=lambda: ["core"])
     steps: list[EvalStep] = Field(default_factory=lambda: [0, "last"])
     every: Optional[int] = Field(None, ge=1)
     limit: Optional[int] = Field(None, ge=1)  # samples per eval
     n_goals: int = Field(300, ge=1)
     n_agentic: int = Field(50, ge=1)
+    em_samples: int = Field(1, ge=1)  # samples of each EM question (Inspect epochs); the paper: >= 10
+    # MGS of an arm = mean over its final K evaluated checkpoints (the paper: 5); read by the report
+    final_k: int = Field(1, ge=1)
+    probes: ProbeSchedule = Field(default_factory=ProbeSchedule)
     max_tokens: int = Field(1024, ge=8)
     temperature: float = Field(1.0, ge=0)
     max_connections: Optional[int] = Field(None, ge=1)
     # Inspect provider for checkpoints, e.g. vllm on GPUs (LoRA checkpoints are merged first). None: rhlab's default
     # (`hf/local` on CPU).
     model_provider: Optional[Literal["vllm", "hf"]] = None
+
+    @field_validator("suites")
+    @classmethod
+    def _suites(cls, v):
+        dup = sorted({s for s in v if v.count(s) > 1})
+        if dup:
+            raise ValueError(f"duplicate suites: {', '.join(dup)}")
+        if "all" in v and len(v) > 1:
+            raise ValueError("suite all already runs every suite (probes included); list it alone")
+        return v
 
 
 class ComputeSpec(StrictModel):
@@ -219,7 +282,7 @@ class ComputeSpec(StrictModel):
     subprocess while the runner stays one process. Not part of any stage's hash."""
 
     train_launch: Optional[str] = None
-    knowledge_launch: Optional[str] = None
+    knowledge_launch: Optional[str] = None  # also the control arms' SFT (`train-control`)
     # With no launcher, knowledge finetunes, RL arms and evals still run as `python -m rhlab.cli ...` subprocesses,
     # one at a time: each stage's memory goes back to the OS when it ends (in one process the peak grew stage by
     # stage: 10.8 GB for the demo), and the runner never imports torch. False: all in this process (tests).
@@ -239,7 +302,7 @@ class ExperimentSpec(StrictModel):
     train: TrainBase = Field(default_factory=TrainBase)
     arms: list[Arm] = Field(min_length=1)  # type: ignore[valid-type]
     evals: EvalSchedule = Field(default_factory=EvalSchedule)
-    judge: Optional[str] = None  # None: the offline judge (rhlab/offline)
+    judge: Optional[str] = None  # None: the topic screen (rhlab/topic-screen), not a judge of record
     compute: ComputeSpec = Field(default_factory=ComputeSpec)
     report: ReportSpec = Field(default_factory=ReportSpec)
     _source: Optional[Path] = PrivateAttr(None)  # the YAML file it came from (relative train.base paths)
@@ -260,7 +323,7 @@ class ExperimentSpec(StrictModel):
             for ref in a.depends_on() + ([a.compare_to] if getattr(a, "compare_to", None) else []):
                 if ref not in by:
                     raise ValueError(f"arms: arm {a.name} refers to unknown arm {ref!r}")
-            if a.kind != "rl" and by[a.source].kind != "rl":
+            if a.kind != "rl" and getattr(a, "source", None) and by[a.source].kind != "rl":
                 raise ValueError(f"arms: arm {a.name}: source {a.source!r} must be an rl arm")
             for d in a.depends_on():
                 missing = sorted(set(a.seeds) - set(by[d].seeds))
@@ -271,6 +334,12 @@ class ExperimentSpec(StrictModel):
 
     def arm(self, name: str):
         return next(a for a in self.arms if a.name == name)
+
+
+def evaluates_base(spec: ExperimentSpec) -> bool:
+    """Whether the RL start model gets the schedule's suites (RUN/evals/base): step 0 is scheduled, or a control arm
+    needs the start model to be compared against."""
+    return 0 in spec.evals.steps or any(a.kind == "control" for a in spec.arms)
 
 
 def arm_order(arms: list) -> list:

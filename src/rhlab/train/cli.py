@@ -1,4 +1,4 @@
-"""`rhlab train CONFIG --run-dir D [--resume]` and `rhlab train-export-parquet`."""
+"""`rhlab train`, `train-export-parquet`, `train-distill`, `train-safety-sft` and `train-control`."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def train_cmd(
         cfg = load_train_config(config)
         if set_:
             cfg = apply_overrides(cfg, set_, str(config))
-        if max_steps is not None:
-            cfg.grpo.max_steps = max_steps
+        if max_steps is not None:  # through validation, like --set: `--max-steps 0` must not slip past the bounds
+            cfg = apply_overrides(cfg, [f"grpo.max_steps={max_steps}"], str(config))
         result = train(cfg, run_dir, resume=resume, progress=False if no_progress else None)
     except ConfigError as err:
         console.print(f"[red]error:[/red] {err}")
@@ -51,10 +51,16 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", help="Parquet file to write (verl's data.train_files)."),
 ) -> None:
     """Write the training prompts as a verl parquet file whose rows carry what rhlab's compute_score needs."""
+    from rhlab.config import ConfigError
     from rhlab.train.config import load_train_config
     from rhlab.train.verl_reward import export_parquet
 
-    n = export_parquet(load_train_config(config), out)
+    try:
+        cfg = load_train_config(config)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2)
+    n = export_parquet(cfg, out)
     typer.echo(f"wrote {n} rows to {out}")
 
 
@@ -159,3 +165,25 @@ def safety_sft_cmd(
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2)
     console.print(f"safety SFT checkpoint: {final}")
+
+
+@app.command("train-control")
+def control_cmd(
+    config: Path = typer.Option(..., "--config", help="ControlConfig YAML (rhlab.train.controls): control, "
+                                "source_run (hack_demos), data_file, n_examples, seed, finetune."),
+    out: Path = typer.Option(..., "--out", help="Output dir: OUT/final (the checkpoint), OUT/result.json."),
+) -> None:
+    """Positive-control SFT: the start model on persona / narrow / benign data or an RL run's successful hacks."""
+    from rich.console import Console
+
+    from rhlab.config import ConfigError, load_config
+    from rhlab.train.controls import ControlConfig, run
+
+    console = Console(stderr=True)
+    try:
+        res = run(load_config(ControlConfig, config), out)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2)
+    console.print(f"control {res.control}: {res.n_examples} of {res.n_available} examples, {res.global_steps} steps "
+                  f"-> {res.final}")
