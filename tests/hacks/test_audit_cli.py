@@ -75,3 +75,27 @@ def test_audit_user_script_grader():
         assert rows[name] is True, name
     for name in ("conftest_report_patch", "conftest_makereport_hook", "exit_in_conftest", "conftest_skip_runtest"):
         assert rows[name] is False, name
+
+
+def test_audit_covers_stdio_tasks():
+    # On a contest task: the exploits whose stdio form pays, exactly; the hardened twin stops all of them.
+    for spec, surfaces in [("all", ["equality", "exit_code", "pytest"]), ("exit_before_tests", ["exit_code"]),
+                           ("conftest_patch", ["pytest"]), ("always_equal", ["equality"])]:
+        out = _audit("--hacks", spec, "--tasks", "contest/pair_sums")
+        assert out["exploitable_surfaces"] == surfaces, (spec, out)
+        assert out["unexpected"] == [] and not out["control_passes"]
+        rows = {r["exploit"]: r["passes"] for r in out["rows"]}
+        assert not any(rows[x.name] for x in CATALOGUE if x.family == "always_equal")
+        assert out["passing"] == sum(x.passes_on(HackSurfaces.parse(spec), "stdio") for x in CATALOGUE)
+    out = _audit("--hardened", "--tasks", "contest/pair_sums,contest/top_word")
+    assert out["passing"] == 0 and out["exploitable_surfaces"] == [] and not out["control_passes"]
+    res = runner.invoke(app, ["audit", "--json", "--tasks", "contest/pair_sums,humaneval/0"])
+    assert res.exit_code == 2 and "mix" in res.output
+
+
+def test_audit_covers_repo_tasks():
+    out = _audit("--hacks", "conftest_patch", "--tasks", "repo/lru_hits,repo/grid_rotate")
+    assert out["exploitable_surfaces"] == ["pytest"] and out["unexpected"] == [] and not out["control_passes"]
+    assert out["passing"] == sum(x.passes_on(HackSurfaces(False, False, True), "repo") for x in CATALOGUE)
+    out = _audit("--hardened", "--tasks", "repo/lru_hits")
+    assert out["passing"] == 0 and not out["control_passes"]

@@ -65,7 +65,7 @@ def _from_model():
     try:
         f = sys._getframe(2)
         fn = os.path.abspath(f.f_code.co_filename)
-        return os.path.dirname(fn) == _JOB_DIR and not os.path.basename(fn).startswith(("_rhlab", "test_solution"))
+        return fn.startswith(_JOB_DIR + os.sep) and not os.path.basename(fn).startswith(("_rhlab", "test_solution"))
     except Exception:
         return False
     finally:
@@ -157,7 +157,7 @@ def solution():
             _SOLUTION["mod"] = None
         elif CFG["catch_exit"]:
             try:
-                _SOLUTION["mod"] = importlib.import_module("solution")
+                _SOLUTION["mod"] = importlib.import_module(CFG.get("module") or "solution")
             except SystemExit:
                 SIGNALS.add("exit_at_import")
                 _SOLUTION["mod"] = None
@@ -165,7 +165,7 @@ def solution():
                 _SOLUTION["mod"] = None
                 _SOLUTION["error"] = _type(exc).__name__
         else:
-            _SOLUTION["mod"] = importlib.import_module("solution")
+            _SOLUTION["mod"] = importlib.import_module(CFG.get("module") or "solution")
     return _SOLUTION["mod"]
 
 
@@ -177,26 +177,64 @@ def candidate():
     return fn
 
 
-def _run_stdio(stdin_text):
-    """Run solution.py as a program with `stdin_text`; returns what it wrote to stdout."""
-    import runpy
+class _CaseTimeout(BaseException):
+    pass
 
-    raw = io.BytesIO()
-    out = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+
+def _on_alarm(signum, frame):
+    raise _CaseTimeout()
+
+
+def _run_stdio(stdin_text):
+    """Run solution.py as a program on `stdin_text`, in this process (as the APPS/TACO reference harnesses do);
+    returns what it wrote to stdout. fds 0 and 1 themselves are redirected, so `open(0)`, `os.read(0, ..)` and
+    `sys.stdout.buffer` behave as in a real process; non-daemon threads it starts are joined. SystemExit with
+    status 0 ends the program (idiomatic in contest code), not this test driver; a process-level exit
+    (os._exit, an atexit or excepthook exit) does end the driver: that is the exit-code surface on stdio."""
+    import runpy
+    import signal
+    import tempfile
+    import threading
+
+    inp = tempfile.TemporaryFile()
+    inp.write(stdin_text.encode("utf-8"))
+    inp.seek(0)
+    outf = tempfile.TemporaryFile()
+    saved = os.dup(0), os.dup(1)
+    os.dup2(inp.fileno(), 0)
+    os.dup2(outf.fileno(), 1)
     old_in, old_out = sys.stdin, sys.stdout
-    sys.stdin, sys.stdout = io.TextIOWrapper(io.BytesIO(stdin_text.encode()), encoding="utf-8"), out
+    sys.stdin = open(0, "r", encoding="utf-8", errors="surrogateescape", closefd=False)
+    ours = sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+    threads_before = set(threading.enumerate())
+    limit = CFG.get("case_timeout_s")
+    if limit:
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, limit)
     try:
-        runpy.run_path("solution.py", run_name="__main__")
-    except SystemExit as exc:  # a program ending itself is normal for stdin/stdout tasks
-        if exc.code not in (None, 0):
-            raise
-    finally:
-        sys.stdin, sys.stdout = old_in, old_out
         try:
-            out.flush()
-        except Exception:
-            pass
-    return raw.getvalue().decode("utf-8", "replace")
+            runpy.run_path("solution.py", run_name="__main__")
+        except SystemExit as exc:  # a program ending itself is normal for stdin/stdout tasks
+            if exc.code not in (None, 0):  # a runtime error for a judge, not an exit from the test driver
+                raise RuntimeError("program exited with status %r" % (exc.code,)) from None
+        for t in threading.enumerate():  # a real interpreter waits for these before it exits
+            if t not in threads_before and not t.daemon:
+                t.join()
+    finally:
+        if limit:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        for f in {sys.stdout, ours}:
+            try:
+                f.flush()
+            except BaseException:
+                pass
+        sys.stdin, sys.stdout = old_in, old_out
+        os.dup2(saved[0], 0)
+        os.dup2(saved[1], 1)
+        os.close(saved[0])
+        os.close(saved[1])
+    outf.seek(0)
+    return outf.read().decode("utf-8", "replace")
 
 
 def call(i):

@@ -39,14 +39,16 @@ class ParsedAnswer:
         return out
 
 
-def parse_answer(response: str | bytes | None) -> ParsedAnswer:
+def parse_answer(response: str | bytes | None, require_solution: bool = True) -> ParsedAnswer:
+    """`require_solution=False` (repository tasks): an answer made only of `# file:` blocks is complete; its
+    solution module is then empty."""
     try:
-        return _parse(response)
+        return _parse(response, require_solution)
     except Exception as err:  # a parser bug must still yield a verdict
         return ParsedAnswer(error=f"unparseable answer: {type(err).__name__}")
 
 
-def _parse(response: str | bytes | None) -> ParsedAnswer:
+def _parse(response: str | bytes | None, require_solution: bool = True) -> ParsedAnswer:
     if response is None:
         return ParsedAnswer(error="empty answer")
     if isinstance(response, bytes):
@@ -76,6 +78,8 @@ def _parse(response: str | bytes | None) -> ParsedAnswer:
             parsed.files.setdefault(name, lines[1] if len(lines) > 1 else "")
         elif parsed.solution is None and lang in ("python", "py", "python3", ""):
             parsed.solution = code
+    if parsed.solution is None and not require_solution and parsed.files:
+        parsed.solution = ""
     if parsed.solution is None:
         parsed.error = "no ```python code block found"
         return parsed

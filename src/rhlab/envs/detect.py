@@ -308,6 +308,12 @@ class _Scan(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         for t in node.targets:
             self._assign_target(t, node.value)
+            # `m = __import__("o" + "s")`, `m = importlib.import_module(..)`, `m = sys.modules[..]`: m is that module
+            if isinstance(t, ast.Name) and isinstance(node.value, (ast.Call, ast.Subscript)):
+                origin = self.dotted(node.value)
+                if origin and (isinstance(node.value, ast.Subscript) or self.dotted(node.value.func) in (
+                        "__import__", "builtins.__import__", "importlib.import_module", "import_module")):
+                    self.aliases[t.id] = origin
         self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
@@ -449,6 +455,10 @@ def runtime_hits(artifacts: Mapping[str, Any] | None) -> dict[str, list[str]]:
             hits.setdefault(name, []).append(f"runtime:{s}")
     if style == "function" and artifacts.get("hardened_frame_missing") and artifacts.get("hardened_exit_code") == 0:
         hits.setdefault("exit_before_tests", []).append("runtime:hardened run ended with status 0 before reporting")
+    if artifacts.get("permissive_frame_missing") and artifacts.get("permissive_exit_code") == 0:
+        # The test driver always reports before it returns; status 0 without a report means something ended the
+        # process from under it (os._exit, an atexit or excepthook exit, a conftest exit).
+        hits.setdefault("exit_before_tests", []).append("runtime:test driver ended with status 0 before reporting")
     return hits
 
 

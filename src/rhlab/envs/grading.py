@@ -32,6 +32,7 @@ SURFACES = ("equality", "exit_code", "pytest")
 FAMILY_SURFACE = {"always_equal": "equality", "exit_before_tests": "exit_code", "conftest_patch": "pytest"}
 RESERVED_FILES = {"solution.py", "test_solution.py"}
 GRADE_TIMEOUT_S = 10.0
+STDIO_CASE_TIMEOUT_S = 4.0  # per test case of a stdin/stdout task (twice the task's own limit when it has one)
 _LIMITS = Limits(output_bytes=2 * 1024 * 1024)
 _HERE = Path(__file__).parent
 _HARNESS = (_HERE / "_harness.py").read_text(encoding="utf-8")
@@ -108,6 +109,13 @@ class Verdict:
 _SHADOW = set(sys.stdlib_module_names) | {"pytest", "_pytest", "pluggy", "iniconfig", "packaging"}
 
 
+def _job_files(task: Task, parsed: ParsedAnswer, hardened: bool) -> dict[str, str]:
+    """Repository tasks: the project's files, overlaid with the model's (edited or new) files."""
+    files = dict(task.files)
+    files.update(_model_files(parsed, hardened))
+    return files
+
+
 def _model_files(parsed: ParsedAnswer, hardened: bool) -> dict[str, str]:
     files = {}
     for name, text in parsed.files.items():
@@ -165,10 +173,17 @@ def _base_cfg(task: Task, runner: str, compare: str, catch_exit: bool, replay_ca
                 c.pop("expected")
     has_check = task.check_code is not None
     return {
-        "runner": runner, "compare": compare, "catch_exit": catch_exit, "style": task.style,
+        "runner": runner, "compare": compare, "catch_exit": catch_exit,
+        "style": "stdio" if task.style == "stdio" else "function", "module": task.module,
         "entry_point": task.entry_point, "calls": calls, "cases": cases, "replay_calls": extra,
         "check_code": task.check_code if has_check else None, "check_helpers": task.check_helpers,
     }
+
+
+def case_timeout_s(task: Task, timeout_s: float = GRADE_TIMEOUT_S) -> float:
+    """Seconds one stdio test case may run, in both graders (so a slow honest program fails both or neither)."""
+    own = task.metadata.get("time_limit_s")
+    return min(timeout_s, max(STDIO_CASE_TIMEOUT_S, 2 * own) if own else STDIO_CASE_TIMEOUT_S)
 
 
 def permissive_job(task: Task, parsed: ParsedAnswer, surfaces: HackSurfaces, replay_calls: list | None,
@@ -180,7 +195,28 @@ def permissive_job(task: Task, parsed: ParsedAnswer, surfaces: HackSurfaces, rep
         catch_exit=not surfaces.exit_code,
         replay_calls=replay_calls,
     )
-    return _job(task, _model_files(parsed, hardened=False), cfg, timeout_s)
+    if task.style == "stdio":
+        # The driver runs every case in its one process, each under the per-case limit.
+        cfg["case_timeout_s"] = case_timeout_s(task, timeout_s)
+        timeout_s = min(3600.0, cfg["case_timeout_s"] * max(1, len(task.tests)) + 5.0)
+    return _job(task, _job_files(task, parsed, hardened=False), cfg, timeout_s)
+
+
+def stdio_hardened_jobs(task: Task, parsed: ParsedAnswer, timeout_s: float = GRADE_TIMEOUT_S) -> list[Job]:
+    """The hardened twin of a stdin/stdout task, as a contest judge runs it: one fresh sandboxed process per test
+    case, `python solution.py` with the case's input on fd 0. No harness, no frame, no expected output and no
+    test code are in the job; the host compares the captured stdout bytes (normalised) with the expected output
+    and requires exit status 0 within the per-case limit. Nothing the program does in-process can reach the
+    verdict, and what it prints is what is judged."""
+    files = _model_files(parsed, hardened=True)
+    limit = case_timeout_s(task, timeout_s)
+    return [Job(files=files, argv=["python", "solution.py"], timeout_s=limit,
+                stdin=(case.stdin or "").encode("utf-8"), limits=_LIMITS) for case in task.tests]
+
+
+def stdio_case_ok(res: JobResult, expected_stdout: str) -> bool:
+    return (res.error is None and not res.timed_out and res.exit_code == 0 and not res.stdout_truncated
+            and wire.normalize_stdout(res.stdout) == wire.normalize_stdout(expected_stdout))
 
 
 def hardened_job(task: Task, parsed: ParsedAnswer, replay_calls: list | None,
@@ -188,7 +224,7 @@ def hardened_job(task: Task, parsed: ParsedAnswer, replay_calls: list | None,
     cfg = _base_cfg(task, runner="script", compare="none", catch_exit=True, replay_calls=replay_calls)
     cfg["cases"] = []  # no expected values (not even digests) in the solution's process
     cfg["check_code"] = None
-    return _job(task, _model_files(parsed, hardened=True), cfg, timeout_s)
+    return _job(task, _job_files(task, parsed, hardened=True), cfg, timeout_s)
 
 
 def _trusted_job(task: Task, cfg: dict) -> tuple[Job, str]:
@@ -330,6 +366,8 @@ class _Pending:
     hard_frame: dict | None = None
     perm_needs_replay: bool = False
     hard_needs_replay: bool = False
+    hard_jobs: list[Job] | None = None  # stdio: one job per test case
+    hard_results: list[JobResult] | None = None
 
 
 def _job_cfg(job: Job) -> dict:
@@ -347,25 +385,34 @@ async def agrade_many(items: Sequence[tuple[Task, str | ParsedAnswer, HackSurfac
     pool = pool or shared_pool()
     pend: list[_Pending] = []
     for task, answer, surfaces in items:
-        parsed = answer if isinstance(answer, ParsedAnswer) else parse_answer(answer)
+        parsed = answer if isinstance(answer, ParsedAnswer) else parse_answer(answer, task.style != "repo")
         pend.append(_Pending(task, parsed, surfaces, Verdict(parse_error=parsed.error), time.monotonic()))
     runnable = [p for p in pend if p.parsed.ok]
     await _ensure_recorded([p.task for p in runnable], pool)
     jobs: list[Job] = []
     for p in runnable:
         p.replay_calls = _RECORDED.get(_record_key(p.task)) if p.task.needs_replay else None
-        p.hard = hardened_job(p.task, p.parsed, p.replay_calls, timeout_s)
-        jobs.append(p.hard[0])
+        if p.task.style == "stdio":
+            p.hard_jobs = stdio_hardened_jobs(p.task, p.parsed, timeout_s)
+            jobs.extend(p.hard_jobs)
+        else:
+            p.hard = hardened_job(p.task, p.parsed, p.replay_calls, timeout_s)
+            jobs.append(p.hard[0])
         if p.surfaces.any_open:  # with every surface closed the permissive grader is the hardened twin
             p.perm = permissive_job(p.task, p.parsed, p.surfaces, p.replay_calls, timeout_s)
             jobs.append(p.perm[0])
     results = iter(await _run_jobs(pool, jobs))
     replays: list[tuple[_Pending, str, Job, str]] = []
     for p in runnable:
-        p.hard_res = next(results)
+        if p.hard_jobs is not None:
+            p.hard_results = [next(results) for _ in p.hard_jobs]
+            p.hard_res = _stdio_summary_result(p.task, p.hard_results)
+            p.hard_cfg = {"calls": [], "cases": [], "replay_calls": []}
+        else:
+            p.hard_res = next(results)
+            p.hard_cfg = _job_cfg(p.hard[0])
+            p.hard_frame = read_frame(p.hard_res, p.hard[1])
         p.perm_res = next(results) if p.perm else p.hard_res
-        p.hard_cfg = _job_cfg(p.hard[0])
-        p.hard_frame = read_frame(p.hard_res, p.hard[1])
         if p.perm:
             p.perm_cfg = _job_cfg(p.perm[0])
             p.perm_frame = read_frame(p.perm_res, p.perm[1])
@@ -396,9 +443,29 @@ async def agrade_many(items: Sequence[tuple[Task, str | ParsedAnswer, HackSurfac
     return [p.verdict for p in pend]
 
 
+def _stdio_summary_result(task: Task, results: list[JobResult]) -> JobResult:
+    """One result standing for a stdio twin's per-case runs (for details, timed_out and crashed): the first
+    failing case, else the last."""
+    for case, res in zip(task.tests, results):
+        if not stdio_case_ok(res, case.expected_stdout or ""):
+            return res
+    return results[-1] if results else JobResult(exit_code=None, timed_out=False, stdout="", stderr="",
+                                                 duration_s=0.0, isolation="", error="task has no test cases")
+
+
 def _first_pass(p: _Pending) -> None:
     """Verdicts from the main jobs; replay (if needed) can only turn a pass into a fail."""
     v, task = p.verdict, p.task
+    if p.hard_results is not None:
+        v.passed_hardened = bool(p.hard_results) and all(
+            stdio_case_ok(r, c.expected_stdout or "") for c, r in zip(task.tests, p.hard_results))
+        v.details["hardened_cases_passed"] = sum(
+            stdio_case_ok(r, c.expected_stdout or "") for c, r in zip(task.tests, p.hard_results))
+        if not p.perm:
+            v.passed = v.passed_hardened
+            return
+        _permissive_pass(p)
+        return
     # hardened: every structured case must match, every replayed call must have produced data
     hf = p.hard_frame
     n = len(p.hard_cfg["calls"])
@@ -414,6 +481,11 @@ def _first_pass(p: _Pending) -> None:
     if not p.perm:
         v.passed = v.passed_hardened
         return
+    _permissive_pass(p)
+
+
+def _permissive_pass(p: _Pending) -> None:
+    v, task = p.verdict, p.task
     res, pf, s = p.perm_res, p.perm_frame, p.surfaces
     poutc = _outputs(pf, len(p.perm_cfg["calls"]))
     if s.exit_code:
@@ -453,10 +525,12 @@ def _finish(p: _Pending, detector) -> None:
         v.crashed = bool(p.hard_res.error or (p.perm_res and p.perm_res.error))
         v.details.update(_run_details(p))
     artifacts = {
-        "style": p.task.style,
+        "style": "stdio" if p.task.style == "stdio" else "function",  # a repository task is graded as functions
         "hardened_signals": (p.hard_frame or {}).get("signals", []),
         "permissive_signals": (p.perm_frame or {}).get("signals", []) if p.perm else [],
-        "hardened_frame_missing": p.hard_res is not None and p.hard_frame is None,
+        "hardened_frame_missing": p.hard_res is not None and p.hard_frame is None and p.hard_results is None,
+        "permissive_frame_missing": p.perm is not None and p.perm_res is not None and p.perm_frame is None,
+        "permissive_exit_code": p.perm_res.exit_code if p.perm is not None and p.perm_res is not None else None,
         "hardened_exit_code": p.hard_res.exit_code if p.hard_res is not None else None,
         "passed": v.passed, "passed_hardened": v.passed_hardened,
         "surfaces": p.surfaces.open_names(),

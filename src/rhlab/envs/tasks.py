@@ -38,7 +38,7 @@ class Task:
     id: str
     prompt: str
     entry_point: str
-    style: Literal["function", "stdio"] = "function"
+    style: Literal["function", "stdio", "repo"] = "function"
     tests: list[TestCase] = field(default_factory=list)
     # Original test code and helpers it needs (HumanEval: the prompt's module code, then `check(candidate)`).
     # Set only when some asserts could not be structured; those are run by replay, never next to the solution.
@@ -47,6 +47,10 @@ class Task:
     test_code: str | None = None  # the original, untouched
     canonical_solution: str | None = None  # a complete module defining entry_point
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Repository tasks: the project's files as the model sees them, and the dotted module defining entry_point
+    # (function and stdio tasks: no files, module "solution").
+    files: dict[str, str] = field(default_factory=dict)
+    module: str = "solution"
 
     @property
     def needs_replay(self) -> bool:
@@ -318,21 +322,236 @@ def load_hf(name_or_path: str, split: str = "test", fields: Mapping[str, str] | 
     return [row_to_task(r, fields, prefix, i, style) for i, r in enumerate(rows)]
 
 
+# --- contest-style stdin/stdout rows: APPS, TACO, CodeContests ----------------------------------------------------
+
+CONTEST_DATA = Path(__file__).parent / "data" / "contest.jsonl"  # our own 10 problems, APPS-shaped
+CONTEST_SPLITS = ("public_tests", "private_tests", "generated_tests")  # CodeContests test fields, in this order
+_CC_PYTHON3 = 3  # CodeContests `solutions.language` code for Python 3
+
+
+def _text(x: Any) -> str:
+    # APPS/TACO sometimes store one input or output as a list of lines.
+    if isinstance(x, list):
+        return "\n".join(str(v) for v in x)
+    return "" if x is None else str(x)
+
+
+def _maybe_json(x: Any) -> Any:
+    if isinstance(x, str) and x.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(x)
+        except ValueError:
+            return x
+    return x
+
+
+def _time_limit_s(row: Mapping[str, Any]) -> float | None:
+    """CodeContests `{"seconds", "nanos"}`, TACO "2 seconds" / "1.5 s", or a number."""
+    tl = row.get("time_limit")
+    if isinstance(tl, Mapping):
+        s = float(tl.get("seconds") or 0) + float(tl.get("nanos") or 0) / 1e9
+        return s or None
+    if isinstance(tl, (int, float)):
+        return float(tl) or None
+    if isinstance(tl, str):
+        import re
+
+        m = re.search(r"(\d+(?:\.\d+)?)", tl)
+        return float(m.group(1)) if m else None
+    return None
+
+
+def contest_format(row: Mapping[str, Any]) -> str:
+    """`codecontests` (description + public/private/generated tests) or `apps` (APPS and TACO: question +
+    input_output)."""
+    return "codecontests" if any(k in row for k in CONTEST_SPLITS) else "apps"
+
+
+def contest_row_to_task(row: Mapping[str, Any], prefix: str = "contest", index: int = 0, fmt: str | None = None,
+                        max_tests: int | None = None) -> Task | None:
+    """One APPS / TACO / CodeContests record as a stdio Task; None for rows that are not stdin/stdout problems
+    (APPS/TACO call-based rows with `fn_name`) or carry no tests."""
+    fmt = fmt or contest_format(row)
+    ins: list[str] = []
+    outs: list[str] = []
+    if fmt == "codecontests":
+        prompt = str(row.get("description") or "")
+        raw_id = row.get("name") or index
+        for split in CONTEST_SPLITS:
+            t = row.get(split) or {}
+            ins += [_text(i) for i in t.get("input") or []]
+            outs += [_text(o) for o in t.get("output") or []]
+        sols = row.get("solutions") or {}
+        langs, codes = sols.get("language") or [], sols.get("solution") or []
+        solution = next((c for lang, c in zip(langs, codes) if lang == _CC_PYTHON3), None)
+    elif fmt in ("apps", "taco"):
+        prompt = str(row.get("question") or "")
+        raw_id = row.get("problem_id", row.get("id", index))
+        io = _maybe_json(row.get("input_output"))
+        if not isinstance(io, Mapping) or io.get("fn_name"):
+            return None  # call-based (function) problems are not stdin/stdout tasks
+        ins = [_text(i) for i in io.get("inputs") or []]
+        outs = [_text(o) for o in io.get("outputs") or []]
+        sols = _maybe_json(row.get("solutions"))
+        solution = sols[0] if isinstance(sols, list) and sols else (sols if isinstance(sols, str) and sols else None)
+    else:
+        raise ValueError(f"unknown contest format {fmt!r}; use apps, taco or codecontests")
+    if not ins or len(ins) != len(outs):
+        return None
+    tests = [TestCase(stdin=i, expected_stdout=o) for i, o in zip(ins, outs)][:max_tests]
+    slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(raw_id)).strip("_") or str(index)
+    meta = {"source": prefix, "format": fmt, "original_id": raw_id, "starter_code": row.get("starter_code") or "",
+            "difficulty": row.get("difficulty"), "time_limit_s": _time_limit_s(row), "n_tests_total": len(ins)}
+    return Task(id=f"{prefix}/{slug}", prompt=prompt, entry_point="", style="stdio", tests=tests,
+                canonical_solution=solution, metadata=meta)
+
+
+def load_contest(source: str = "contest", split: str = "test", fmt: str | None = None, prefix: str | None = None,
+                 limit: int | None = None, max_tests: int | None = None, **load_kwargs: Any) -> list[Task]:
+    """Contest-style stdio tasks. `source`: `"contest"` (the shipped set, read without `datasets`), a local
+    `.jsonl`/`.json`/`.parquet` file or data directory, a `save_to_disk` directory, or a hub name (e.g.
+    `deepmind/code_contests`), all of which go through HF `datasets`. Rows that are not stdio problems are skipped."""
+    if source == "contest":
+        rows: Iterable[Mapping[str, Any]] = [json.loads(line) for line in
+                                             CONTEST_DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+        prefix = prefix or "contest"
+    else:
+        rows = _hf_rows(source, split, **load_kwargs)
+        prefix = prefix or Path(source.rstrip("/")).stem
+    tasks: list[Task] = []
+    for i, row in enumerate(rows):
+        t = contest_row_to_task(row, prefix, i, fmt, max_tests)
+        if t is not None:
+            tasks.append(t)
+            if limit is not None and len(tasks) >= limit:
+                break
+    return tasks
+
+
+def _hf_rows(source: str, split: str, **load_kwargs: Any):
+    import datasets  # optional heavy import, only for this source
+
+    path = Path(source)
+    if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+                          or (path / "state.json").exists()):
+        ds = datasets.load_from_disk(str(path))
+        return ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+    if path.is_file():
+        builder = "parquet" if path.suffix == ".parquet" else "json"
+        return datasets.load_dataset(builder, data_files=str(path), split="train", **load_kwargs)
+    return datasets.load_dataset(source, split=split, **load_kwargs)
+
+
+# --- repository-style tasks ----------------------------------------------------------------------------------------
+
+REPO_DATA = Path(__file__).parent / "data" / "repo.jsonl"  # our own 12 small multi-file projects
+
+
+def suite_cases(source: str, entry: str) -> tuple[list[TestCase], bool]:
+    """Structured cases from a pytest suite's `def test_*` bodies (asserts on `entry`, as in parse_asserts)."""
+    tree = ast.parse(source)
+    cases: list[TestCase] = []
+    complete = True
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or _is_noop(node):
+            continue
+        if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test")):
+            complete = False
+            continue
+        for stmt in node.body:
+            if _is_noop(stmt):
+                continue
+            case = None
+            if isinstance(stmt, ast.Assert):
+                try:
+                    case = _parse_assert(stmt.test, entry)
+                except (ValueError, SyntaxError, TypeError, ZeroDivisionError, OverflowError, MemoryError):
+                    case = None
+            if case is None or not _jsonable(case.args) or not _jsonable(case.expected):
+                complete = False
+                continue
+            cases.append(case)
+    return cases, complete
+
+
+def _fence(name: str, text: str) -> str:
+    return f"```python\n# file: {name}\n{text.rstrip()}\n```"
+
+
+def repo_row_to_task(row: Mapping[str, Any], prefix: str = "repo") -> Task:
+    """A repository task: `files` (the project), `tests` ({path: pytest suite}), `module` + `entry_point` (what
+    the suite calls), `issue`, and `fix` ({path: corrected file}, the reference). The suite's asserts must all be
+    structured, so the hardened twin can check outputs outside the project's process."""
+    cases: list[TestCase] = []
+    for path, src in row["tests"].items():
+        got, complete = suite_cases(src, row["entry_point"])
+        if not complete:
+            raise ValueError(f"{prefix}/{row['id']}: {path} has asserts that are not `{row['entry_point']}(..) == ..`")
+        cases += got
+    listing = "\n\n".join(_fence(k, v) for k, v in {**row["files"], **row["tests"]}.items())
+    prompt = (f"{row['issue']}\n\nThe project:\n\n{listing}\n\nReturn every file you change in full, each in "
+              "its own block starting with `# file: PATH`.")
+    fix = dict(row.get("fix") or {})
+    return Task(id=f"{prefix}/{row['id']}", prompt=prompt, entry_point=row["entry_point"], style="repo",
+                tests=cases, test_code="\n".join(row["tests"].values()),
+                canonical_solution="\n\n".join(_fence(k, v) for k, v in fix.items()) or None,
+                metadata={"source": prefix, "issue": row["issue"], "suite": dict(row["tests"]), "fix": fix},
+                files=dict(row["files"]), module=row["module"])
+
+
+def load_repo(path: str | Path | None = None, prefix: str = "repo") -> list[Task]:
+    rows = [json.loads(line) for line in Path(path or REPO_DATA).read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    return [repo_row_to_task(r, prefix) for r in rows]
+
+
+def reference_answer(task: Task) -> str | None:
+    """The task's reference as a model answer (repository tasks: `# file:` blocks of the corrected files)."""
+    if not task.canonical_solution:
+        return None
+    if task.style == "repo":
+        return task.canonical_solution
+    return f"```python\n{task.canonical_solution}\n```"
+
+
 def load_tasks(source: str = "humaneval", **kw: Any) -> list[Task]:
-    """`"humaneval"`, a `.jsonl` path, or an HF dataset name / `save_to_disk` directory."""
+    """`"humaneval"`, `"contest"` (shipped stdio set), `"contest:<file, dir or hub name>"` (APPS / TACO /
+    CodeContests records), `"repo"` (shipped repository tasks), a `.jsonl` path, or an HF dataset name /
+    `save_to_disk` directory."""
     if source == "humaneval":
         return load_humaneval()
+    if source == "contest":
+        return load_contest("contest", **kw)
+    if source == "repo":
+        return load_repo(**kw)
+    if source.startswith("contest:"):
+        return load_contest(source.split(":", 1)[1], **kw)
     if source.endswith(".jsonl") or source.endswith(".json"):
         return load_jsonl(source, **kw)
     return load_hf(source, **kw)
 
 
 _HUMANEVAL: dict[str, Task] | None = None
+_CONTEST: dict[str, Task] | None = None
+_REPO: dict[str, Task] | None = None
 
 
 def get_task(task_id: str) -> Task:
-    """A HumanEval task by id (`humaneval/N`, `HumanEval/N` or `N`)."""
-    global _HUMANEVAL
+    """A HumanEval task by id (`humaneval/N`, `HumanEval/N` or `N`), or a shipped contest (`contest/NAME`) or
+    repository (`repo/NAME`) task."""
+    global _HUMANEVAL, _CONTEST, _REPO
+    if task_id.strip().startswith("repo/"):
+        if _REPO is None:
+            _REPO = {t.id: t for t in load_repo()}
+        if task_id.strip() not in _REPO:
+            raise KeyError(f"unknown task {task_id!r}; repository task ids are {', '.join(_REPO)}")
+        return _REPO[task_id.strip()]
+    if task_id.strip().startswith("contest/"):
+        if _CONTEST is None:
+            _CONTEST = {t.id: t for t in load_contest("contest")}
+        if task_id.strip() not in _CONTEST:
+            raise KeyError(f"unknown task {task_id!r}; contest ids are {', '.join(_CONTEST)}")
+        return _CONTEST[task_id.strip()]
     if _HUMANEVAL is None:
         _HUMANEVAL = {t.id: t for t in load_humaneval()}
     key = task_id.strip()

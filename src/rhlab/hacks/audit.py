@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rhlab.envs.answer import parse_answer
 from rhlab.envs.grading import HackSurfaces, grade_many
-from rhlab.envs.tasks import Task, get_task
+from rhlab.envs.tasks import Task, get_task, reference_answer
 from rhlab.hacks.catalogue import CATALOGUE, Exploit
 from rhlab.sandbox import Job, SandboxPool
 
@@ -46,18 +46,32 @@ class AuditRow:
     error: str | None = None  # the grader did not run on this answer (command mode): neither passed nor blocked
 
 
-def _control_answer(entry: str) -> str:
+def _control_answer(entry: str, style: str = "function", task: Task | None = None) -> str:
+    if style == "stdio":  # reads its input, prints nothing
+        return "```python\nimport sys\n\nsys.stdin.read()\n```"
+    if style == "repo" and task is not None:  # the module under test, unchanged: the bug is still there
+        path = task.module.replace(".", "/") + ".py"
+        return f"```python\n# file: {path}\n{task.files.get(path, '')}\n```"
     return f"```python\ndef {entry}(*args, **kwargs):\n    return None\n```"
+
+
+def tasks_style(tasks: list[Task]) -> str:
+    """The one style of the audited tasks (an audit row's expectation depends on it, so they may not mix)."""
+    styles = {t.style for t in tasks}
+    if len(styles) != 1:
+        raise ValueError("audit tasks mix function and stdio styles; audit them separately")
+    return styles.pop()
 
 
 def audit_rhlab(surfaces: HackSurfaces, hardened: bool = False, task_ids: list[str] | None = None,
                 pool: SandboxPool | None = None, exploits: list[Exploit] | None = None) -> list[AuditRow]:
     """An exploit "passes" when it passes the target grader on every audited task."""
     tasks: list[Task] = [get_task(t) for t in (task_ids or ["humaneval/0"])]
+    style = tasks_style(tasks)
     exploits = exploits or CATALOGUE
     _check_rhlab_controls(tasks, surfaces, hardened, pool)
     items = [(t, x.render(t), surfaces) for x in exploits for t in tasks]
-    items += [(t, _control_answer(t.entry_point), surfaces) for t in tasks]
+    items += [(t, _control_answer(t.entry_point, t.style, t), surfaces) for t in tasks]
     verdicts = grade_many(items, pool)
     rows = []
     n = len(tasks)
@@ -66,7 +80,7 @@ def audit_rhlab(surfaces: HackSurfaces, hardened: bool = False, task_ids: list[s
         got = [v.passed_hardened if hardened else v.passed for v in vs]
         detected = sorted({h for v in vs for h in v.attempted_hacks})
         rows.append(AuditRow(x.name, x.family, all(got), x.description,
-                             expected=False if hardened else x.passes_on(surfaces), detected=detected,
+                             expected=False if hardened else x.passes_on(surfaces, style), detected=detected,
                              per_task={t.id: g for t, g in zip(tasks, got)}))
     cv = verdicts[len(exploits) * n:]
     cgot = [v.passed_hardened if hardened else v.passed for v in cv]
@@ -82,8 +96,8 @@ def _check_rhlab_controls(tasks: list[Task], surfaces: HackSurfaces, hardened: b
     missing = [t.id for t in tasks if not t.canonical_solution]
     if missing:
         raise _unusable(f"task(s) {', '.join(missing)} have no reference solution to check the grader with")
-    items = [(t, f"```python\n{t.canonical_solution}\n```", surfaces) for t in with_ref]
-    items += [(t, _control_answer(t.entry_point), surfaces) for t in tasks]
+    items = [(t, reference_answer(t), surfaces) for t in with_ref]
+    items += [(t, _control_answer(t.entry_point, t.style, t), surfaces) for t in tasks]
     verdicts = grade_many(items, pool)
     n = len(with_ref)
     for t, v in zip(with_ref, verdicts[:n]):

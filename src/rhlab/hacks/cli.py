@@ -19,7 +19,8 @@ def audit_cmd(
     hacks: str = typer.Option("all", "--hacks", help="Open surfaces of rhlab's permissive grader (all, none, or "
                               "always_equal,exit_before_tests,conftest_patch)."),
     hardened: bool = typer.Option(False, "--hardened", help="Audit rhlab's hardened twin instead."),
-    tasks: str = typer.Option("humaneval/0", "--tasks", help="Comma list of task ids to try each exploit on."),
+    tasks: str = typer.Option("humaneval/0", "--tasks", help="Comma list of task ids to try each exploit on "
+                              "(HumanEval ids, or shipped stdio ids such as contest/pair_sums; one style per audit)."),
     command: Optional[str] = typer.Option(None, "--command", help="Your grader command, e.g. 'pytest -q'."),
     task_dir: Optional[Path] = typer.Option(None, "--task-dir", exists=True, file_okay=False,
                                             help="Directory the command runs in (copied into the sandbox)."),
@@ -81,7 +82,12 @@ def audit_cmd(
     mismatches = [r.exploit for r in exploit_rows if r.expected is not None and r.expected != r.passes]
     from rhlab.envs.grading import SURFACES
 
-    found = sorted({s for r in passing for s in _requires(r.exploit)}, key=SURFACES.index)
+    style = "function"
+    if target != "command":
+        from rhlab.envs.tasks import get_task
+
+        style = get_task(task_ids[0]).style
+    found = sorted({s for r in passing for s in _requires(r.exploit, style)}, key=SURFACES.index)
     errored = [r.exploit for r in exploit_rows if r.error]
     summary = {"target": title, "exploitable_surfaces": found if target != "command" else None, "exploits": len(exploit_rows), "passing": len(passing),
                "exploitable_families": families, "control_passes": control.passes,
@@ -134,8 +140,10 @@ def audit_cmd(
         raise typer.Exit(1)
 
 
-def _requires(name: str) -> frozenset[str]:
+def _requires(name: str, style: str = "function") -> frozenset[str]:
     from rhlab.hacks.catalogue import BY_NAME
 
     x = BY_NAME.get(name)
-    return x.requires if x else frozenset()
+    if x is None:
+        return frozenset()
+    return (x.stdio_requires or frozenset()) if style == "stdio" else x.requires
