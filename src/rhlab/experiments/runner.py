@@ -325,8 +325,10 @@ def _control_data_hash(arm) -> str | None:
 
 def control_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str:
     src = ctx.results[f"train/{arm.source}/seed-{seed}"]["hash"] if arm.source else None
-    return config_hash({"arm": arm.model_dump(mode="json"), "source": src, "model": start_model,
-                        "data": _control_data_hash(arm)})
+    # one seed's stage does not depend on which other seeds the arm lists, nor on its label: adding a seed later
+    # reuses the finished ones
+    return config_hash({"arm": arm.model_dump(mode="json", exclude={"seeds", "label"}), "source": src,
+                        "model": start_model, "data": _control_data_hash(arm)})
 
 
 def run_control_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
@@ -548,8 +550,11 @@ def run_spec(spec: ExperimentSpec, run_dir: str | Path, *, force: list[str] | No
             log_dir = run_dir / "evals" / "base" / suite
             ctx.stage(f"evals/base/{suite}", eval_hash(spec, f"{km['hash']}:0", suite),
                       lambda: run_eval(ctx, kmodel, suite, log_dir), outputs=[log_dir], deps=["knowledge"])
-    for arm in arm_order(spec.arms):
-        for seed in arm.seeds:
+    # Seed-major: every arm's first seed before any arm's second, so a run stopped part-way already holds whole
+    # replicates to compare (forks and sources share a seed, so dependency order holds within each seed).
+    ordered = arm_order(spec.arms)
+    for seed in sorted({s for a in spec.arms for s in a.seeds}):
+        for arm in (a for a in ordered if seed in a.seeds):
             deps = [f"train/{d}/seed-{seed}" for d in arm.depends_on()] or ["knowledge"]
             run_arm(ctx, arm, seed, kmodel, deps)
             run_arm_evals(ctx, arm, seed, f"train/{arm.name}/seed-{seed}")
