@@ -212,3 +212,38 @@ def test_audit_of_a_grader_the_reference_fails_stops(tmp_path):
 def test_audit_rejects_unusable_timeout():
     _fails(["audit", "--command", "python -m pytest -q", "--task-dir", str(HACK_FIXTURES / "pytest_project"),
             "--entry", "add", "--timeout", "nan"], "--timeout", "finite")
+
+
+# -- rhlab report: a missing dir said "has no spec.yaml", a bad spec or damaged records gave a traceback --------------
+
+
+def test_report_of_a_missing_dir_says_it_does_not_exist(tmp_path):
+    text = _fails(["report", str(tmp_path / "nope")], "does not exist", "run directory")
+    assert "spec.yaml" not in text
+
+
+def test_report_of_a_non_utf8_spec_is_a_clear_error(tmp_path):
+    (tmp_path / "spec.yaml").write_bytes(b"name: caf\xe9\n")
+    _fails(["report", str(tmp_path)], "spec.yaml", "not UTF-8", "line 1")
+
+
+def test_report_of_a_malformed_spec_is_a_clear_error(tmp_path):
+    (tmp_path / "spec.yaml").write_text("name: x\narms: [{name: a, seeds: [0, one]}]\n")
+    _fails(["report", str(tmp_path)], "spec.yaml", "arms[0].seeds", "a list of integers")
+
+
+def test_report_of_a_damaged_run_lists_skipped_records_and_exits_1(tmp_path):
+    run = tmp_path / "run"
+    steps = run / "arms" / "a" / "seed-0" / "train" / "records" / "train_steps.jsonl"
+    steps.parent.mkdir(parents=True)
+    (run / "spec.yaml").write_text("name: t\narms: [{kind: rl, name: a, seeds: [0]}]\n")
+    steps.write_text('{"step": 1, "hack_success_any": 0.5, "n_completions": 4}\n{"step": 2, "hack_succ\n'
+                     '{"hack_success_any": 0.5}\n{"step": 4, "hack_success_any": "half"}\n'
+                     '{"step": 5, "hack_success_any": 0.75, "n_completions": 4}\n')
+    text = _fails(["report", str(run)], "3 records could not be read", "train_steps.jsonl, line 2: not valid JSON",
+                  "line 3: no 'step' field", "line 4: field 'hack_success_any'", code=1)
+    assert text.endswith("index.html")
+    summary = (run / "report" / "summary.md").read_text()
+    assert "## Skipped records" in summary and "train_steps.jsonl, line 3: no 'step' field" in summary
+    assert "50 → 75" in summary  # the two good steps are still reported
+    assert "train_steps.jsonl, line 4" in (run / "report" / "index.html").read_text()

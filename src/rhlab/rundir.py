@@ -7,7 +7,9 @@
       artefacts/         checkpoints, plots, logs, reports
 
 Records are appended line by line and flushed, so a killed run loses at most the line being written;
-`read_records` skips a torn final line instead of failing.
+`read_records` skips a torn final line instead of failing. Readers that must show what they could not use (the
+report) pass `skipped=[]`: every unusable line is then listed there as a `SkippedRecord` (file, line, why) and
+reading goes on, instead of raising or dropping it silently.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import datetime as _dt
 import json
 import os
 import platform
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel
 
@@ -77,18 +80,85 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield records; a torn last line (killed mid-write) is skipped, a corrupt middle line is an error."""
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A record (a JSONL line, or a whole JSON/YAML file when `line` is None) a reader could not use, and why."""
+
+    path: Path
+    line: int | None
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.why}" if self.line else f"{self.path}: {self.why}"
+
+
+def read_records(path: str | Path, skipped: list[SkippedRecord] | None = None,
+                 check: Callable[[dict[str, Any]], str | None] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield records; a torn last line (killed mid-write) is skipped, a corrupt middle line is an error.
+
+    With `skipped` (a list), nothing raises and nothing is dropped silently: each line that is not UTF-8, not JSON
+    (the torn last line too), not a JSON object, or that `check` (record → None, or why it cannot be used) refuses
+    is appended to `skipped` as a SkippedRecord and reading goes on. Without `skipped`, a refused record raises.
+    Lines are split on "\\n" only: a record may hold U+2028 or NEL inside a string (json.dumps keeps them raw)."""
     path = Path(path)
     if not path.exists():
         return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
+    if skipped is None:
+        lines = path.read_text(encoding="utf-8").split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the file's final newline
+        last = len(lines) - 1
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                if i == last:
+                    return
+                raise ValueError(f"{path}:{i + 1}: corrupt JSONL record") from None
+            why = (check(rec) if isinstance(rec, dict) else "not a JSON object") if check is not None else None
+            if why:
+                raise ValueError(f"{path}:{i + 1}: {why}")
+            yield rec
+        return
+    try:
+        raw_lines = path.read_bytes().split(b"\n")
+    except OSError as err:  # a directory in its place, no permission
+        skipped.append(SkippedRecord(path, None, f"cannot be read ({err.strerror or err})"))
+        return
+    if raw_lines[-1] == b"":
+        raw_lines.pop()
+        torn = -1  # the file ends with a newline: its last record was written whole
+    else:
+        torn = len(raw_lines) - 1
+    for i, raw in enumerate(raw_lines):
+        if not raw.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                return
-            raise ValueError(f"{path}:{i + 1}: corrupt JSONL record") from None
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            skipped.append(SkippedRecord(path, i + 1, f"not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
+                                                      f"{err.start + 1})"))
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as err:
+            why = ("not valid JSON (" + (f"{err.msg}, column {err.colno}" if isinstance(err, json.JSONDecodeError)
+                                         else "nested too deeply") + ")"
+                   + ("; the last line, without a newline: probably torn by a run killed while writing it"
+                      if i == torn else ""))
+            skipped.append(SkippedRecord(path, i + 1, why))
+            continue
+        if not isinstance(rec, dict):
+            skipped.append(SkippedRecord(path, i + 1, f"a JSON {_json_kind(rec)}, not an object"))
+            continue
+        why = check(rec) if check is not None else None
+        if why:
+            skipped.append(SkippedRecord(path, i + 1, why))
+            continue
+        yield rec
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")

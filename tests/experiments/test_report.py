@@ -257,3 +257,182 @@ def test_suite_all_summary_carries_core_evals_and_probes(synthetic_run):
     assert data.base_point("probes").probes["score"] == 0.30
     assert point_mgs(data, data.base_point("core"))[0] == pytest.approx(0.02)
     assert instrument_check(data)["testable"]
+
+
+# --- damaged run directories (issue 19): render what can be read, list every skipped record, exit 1 -----------------
+
+
+def _report(run):
+    from rhlab.cli import app
+
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+    return res, " ".join(res.output.split())
+
+
+def _damage(run):
+    """One of each: a corrupt middle line, a wrong type, a missing step, a torn last line, a non-object line, a
+    non-UTF-8 line, a corrupt summary.json, a summary with a wrong-typed field, a corrupt stage marker."""
+    steps = run / "arms" / "hacking_okay" / "seed-0" / "train" / "records" / "train_steps.jsonl"
+    lines = steps.read_text().splitlines()
+    lines[2] = lines[2][:20]                                       # line 3: corrupt
+    r = json.loads(lines[4]); r["hack_success_any"] = "high"; lines[4] = json.dumps(r)  # line 5: wrong type
+    r = json.loads(lines[6]); del r["step"]; lines[6] = json.dumps(r)                   # line 7: no step
+    r = json.loads(lines[8]); r["step"] = "9"; lines[8] = json.dumps(r)                 # line 9: step a string
+    lines[10] = "[1, 2]"                                           # line 11: not an object
+    steps.write_bytes(("\n".join(lines[:12]) + "\n").encode() + b'{"step": 13, "x": "\xff"}\n'  # line 13: not UTF-8
+                      + ("\n".join(lines[13:]) + "\n").encode() + b'{"step": 31, "hack_su')    # line 31: torn
+    base = run / "arms" / "hacking_okay" / "seed-1" / "evals" / "step-30" / "core" / "summary.json"
+    base.write_text(base.read_text()[:100])
+    probes = run / "arms" / "no_hack_baseline" / "seed-0" / "evals" / "step-30" / "probes" / "summary.json"
+    s = json.loads(probes.read_text())
+    s["per_category"]["goals_power"]["score"] = "n/a"
+    probes.write_text(json.dumps(s))
+    (run / "stages" / "train__dont_exist__seed-0.json").write_text("{not json")
+    return steps
+
+
+EXPECTED_SKIPS = [
+    "arms/hacking_okay/seed-0/train/records/train_steps.jsonl, line 3: not valid JSON",
+    "arms/hacking_okay/seed-0/train/records/train_steps.jsonl, line 5: field 'hack_success_any' is \"high\"",
+    "arms/hacking_okay/seed-0/train/records/train_steps.jsonl, line 7: no 'step' field",
+    "arms/hacking_okay/seed-0/train/records/train_steps.jsonl, line 9: field 'step' is \"9\" (a string)",
+    "arms/hacking_okay/seed-0/train/records/train_steps.jsonl, line 11: a JSON array, not an object",
+    "arms/hacking_okay/seed-0/train/records/train_steps.jsonl, line 13: not UTF-8 text",
+    "arms/hacking_okay/seed-0/train/records/train_steps.jsonl, line 31: not valid JSON",
+    "arms/hacking_okay/seed-1/evals/step-30/core/summary.json, line 1: not valid JSON",
+    "arms/no_hack_baseline/seed-0/evals/step-30/probes/summary.json: field 'per_category.goals_power.score'",
+    "stages/train__dont_exist__seed-0.json, line 1: not valid JSON",
+]
+
+
+def test_report_on_a_damaged_run_lists_every_skipped_record_and_exits_1(synthetic_run):
+    _damage(synthetic_run)
+    res, text = _report(synthetic_run)
+    assert res.exit_code == 1, res.output
+    assert "10 records could not be read" in text and "summary.md" in text
+    assert res.output.strip().endswith("index.html")
+    page = (synthetic_run / "report" / "index.html").read_text()
+    summary = (synthetic_run / "report" / "summary.md").read_text()
+    from html import unescape
+
+    for want in EXPECTED_SKIPS:
+        assert want in text, want
+        assert want in unescape(page), want
+        assert want in summary, want
+    assert "Skipped records" in page and "## Skipped records" in summary
+    assert "torn by a run killed" in summary  # the last line: said to be a torn write
+    # what could be read is still reported: the damaged seed keeps its other 24 steps, the other arms are whole
+    data = collect(synthetic_run)
+    assert len(data.skipped) == 10
+    assert [r["step"] for r in data.arms["hacking_okay"][0].steps][:4] == [1, 2, 4, 6]
+    assert [e.step for e in data.arms["hacking_okay"][1].points("core")] == [10, 20]
+    assert "Main table" in page and "hack_rates.png" in page
+
+
+def test_report_of_a_clean_run_says_nothing_was_skipped(synthetic_run):
+    res, text = _report(synthetic_run)
+    assert res.exit_code == 0 and "warning" not in text
+    assert "Skipped records" not in (synthetic_run / "report" / "summary.md").read_text()
+    assert "Skipped records" not in (synthetic_run / "report" / "index.html").read_text()
+
+
+def test_consecutive_skipped_lines_are_listed_as_a_range(synthetic_run):
+    steps = synthetic_run / "arms" / "persona" / "seed-0" / "train" / "records" / "train_steps.jsonl"
+    steps.parent.mkdir(parents=True, exist_ok=True)
+    steps.write_text('{"step": 1, "hack_success_any": 0.1}\n' + "garbage\n" * 500 + '{"step": 2}\n')
+    res, text = _report(synthetic_run)
+    assert res.exit_code == 1
+    want = "arms/persona/seed-0/train/records/train_steps.jsonl, lines 2–501: not valid JSON"
+    assert want in text and want in (synthetic_run / "report" / "summary.md").read_text()
+    assert "500 records could not be read" in text
+
+
+def test_damaged_transcripts_invocations_and_configs_are_skipped(synthetic_run):
+    tr = synthetic_run / "arms" / "hacking_okay" / "seed-0" / "train" / "records" / "transcripts.jsonl"
+    tr.write_text(json.dumps({"step": 3, "verdict": "hacked", "completion": "x"}) + "\n"
+                  + json.dumps({"step": 4, "verdict": {"hacked": True, "detected_hacks": ["always_equal"]},
+                                "completion": "class A: pass \u2028 def f(): ..."}) + "\n")
+    inv = synthetic_run / "records" / "invocations.jsonl"
+    inv.parent.mkdir()
+    inv.write_text(json.dumps({"time": 1.7e9, "argv": ["rhlab", "run"]}) + "\n" + json.dumps({"time": "noon"}) + "\n")
+    cfg = synthetic_run / "arms" / "no_hack_baseline" / "seed-0" / "train" / "config.yaml"
+    cfg.write_text("onset_threshold: 0.1\nonset_threshold: 0.2\n")
+    cfg2 = synthetic_run / "arms" / "no_hack_baseline" / "seed-1" / "train" / "config.yaml"
+    cfg2.write_text("reward: [1]\n")
+    summ = synthetic_run / "arms" / "persona" / "seed-0" / "evals" / "step-0" / "core" / "summary.json"
+    summ.unlink()
+    summ.mkdir()  # a directory where a file should be
+    res, text = _report(synthetic_run)
+    assert res.exit_code == 1
+    assert "persona/seed-0/evals/step-0/core/summary.json: cannot be read (Is a directory)" in text
+    for want in ("transcripts.jsonl, line 1: field 'verdict' is \"hacked\"",
+                 "records/invocations.jsonl, line 2: field 'time' is \"noon\"",
+                 "no_hack_baseline/seed-0/train/config.yaml: cannot be read: line 2: duplicate key 'onset_threshold'",
+                 "no_hack_baseline/seed-1/train/config.yaml: field 'reward' is [1]"):
+        assert want in text, want
+    page = (synthetic_run / "report" / "index.html").read_text()
+    assert "HACK always_equal" in page and "\u2028 def f()" in page  # U+2028 inside a record is not a line break
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"name: x\narms: [\n", ["spec.yaml", "not valid YAML"]),
+    (b"name: caf\xe9\narms: []\n", ["spec.yaml", "not UTF-8", "line 1"]),
+    (b"name: x\nname: y\n", ["spec.yaml", "line 2", "duplicate key 'name'"]),
+    (b"", ["spec.yaml", "is empty"]),
+    (b"- 1\n- 2\n", ["spec.yaml", "expected a mapping"]),
+    (b"arms: {a: 1}\n", ["spec.yaml", "field 'arms'", "a list of arms"]),
+    (b"arms: [{name: a, seeds: [0, x]}]\n", ["spec.yaml", "arms[0].seeds", "a list of integers"]),
+    (b"arms: [{seeds: [0]}]\n", ["spec.yaml", "arms[0].name"]),
+    (b"arms: [{name: a, compare_to: b}]\n", ["spec.yaml", "compare_to names 'b'", "not an arm"]),
+    (b"arms: [{name: a}]\nevals: {final_k: two}\n", ["spec.yaml", "evals.final_k", "non-negative integer"]),
+])
+def test_report_refuses_an_unusable_spec_with_exit_2(tmp_path, content, words):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.yaml").write_bytes(content)
+    res, text = _report(run)
+    assert res.exit_code == 2, res.output
+    for w in words:
+        assert w in text, (w, text)
+    assert not (run / "report").exists()
+
+
+def test_report_on_a_missing_dir_or_a_file(tmp_path):
+    res, text = _report(tmp_path / "nope")
+    assert res.exit_code == 2 and "does not exist" in text and "spec.yaml" not in text
+    (tmp_path / "f").write_text("x")
+    res, text = _report(tmp_path / "f")
+    assert res.exit_code == 2 and "is not a directory" in text
+    res, text = _report(tmp_path)
+    assert res.exit_code == 2 and "has no spec.yaml" in text
+
+
+def test_read_records_reports_skipped_lines_and_keeps_its_strict_mode(tmp_path):
+    from rhlab.rundir import read_records
+
+    p = tmp_path / "r.jsonl"
+    p.write_bytes(b'{"a": 1}\nnot json\n[3]\n{"a": "\xff"}\n{"a": "x\xe2\x80\xa8y"}\n{"a": 2')
+    skipped = []
+    assert list(read_records(p, skipped)) == [{"a": 1}, {"a": "x\u2028y"}]
+    assert [(s.line, s.why.split(" (")[0]) for s in skipped] == [
+        (2, "not valid JSON"), (3, "a JSON array, not an object"), (4, "not UTF-8 text"), (6, "not valid JSON")]
+    assert str(skipped[0]).startswith(f"{p}:2: not valid JSON")
+    checked = []
+    assert list(read_records(p, checked, check=lambda r: "a is 1" if r["a"] == 1 else None)) == [{"a": "x\u2028y"}]
+    assert (checked[0].line, checked[0].why) == (1, "a is 1")
+    (tmp_path / "d.jsonl").mkdir()
+    dir_skipped = []
+    assert list(read_records(tmp_path / "d.jsonl", dir_skipped)) == []
+    assert dir_skipped[0].line is None and "cannot be read" in dir_skipped[0].why
+    # without `skipped`, as before: a non-UTF-8 file and a corrupt middle line raise, a torn last line is dropped
+    with pytest.raises(UnicodeDecodeError):
+        list(read_records(p))
+    p.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    with pytest.raises(ValueError, match=r"r.jsonl:2: corrupt JSONL record"):
+        list(read_records(p))
+    p.write_text('{"a": 1}\n{"a": "x\u2028y"}\n{"a": 2')
+    assert list(read_records(p)) == [{"a": 1}, {"a": "x\u2028y"}]
+    with pytest.raises(ValueError, match="r.jsonl:1: a is 1"):
+        list(read_records(p, check=lambda r: "a is 1" if r["a"] == 1 else None))

@@ -48,15 +48,37 @@ def run(
 
 @app.command("report")
 def report(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `rhlab run`."),
+    run_dir: Path = typer.Argument(..., help="A run directory written by `rhlab run` (finished or partial)."),
 ) -> None:
-    """Write RUN_DIR/report/index.html with plots (hack rates, MGS, per-arm bars, scatter) and tables."""
+    """Write RUN_DIR/report/index.html with plots (hack rates, MGS, per-arm bars, scatter) and tables, and
+    RUN_DIR/report/summary.md.
+
+    Exit codes: 0 the report is complete (every record read); 1 the report was written but some records could not
+    be used (a corrupt or torn JSONL line, a field of the wrong type, an unreadable summary.json / stage marker /
+    config): each is listed with its file and line on the page, in summary.md and here, and left out of every number;
+    2 no report: RUN_DIR does not exist, or its spec.yaml is missing, not UTF-8, not valid YAML or malformed.
+    """
+    from rhlab.config import ConfigError
     from rhlab.experiments.report import build_report
 
-    if not (run_dir / "spec.yaml").exists():
-        typer.echo(f"error: {run_dir} has no spec.yaml (not an experiment run directory)", err=True)
+    skipped: list = []
+    try:
+        index = build_report(run_dir, skipped=skipped)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
-    typer.echo(str(build_report(run_dir)))
+    if skipped:
+        from rhlab.experiments.report.collect import group_skipped
+
+        lines = group_skipped(run_dir, skipped)
+        typer.echo(f"warning: {len(skipped)} record{'s' if len(skipped) > 1 else ''} could not be read and "
+                   f"{'are' if len(skipped) > 1 else 'is'} left out of the report (listed on the page and in "
+                   f"{index.parent / 'summary.md'}):", err=True)
+        for line in lines:
+            typer.echo(f"  {line}", err=True)
+    typer.echo(str(index))
+    if skipped:
+        raise typer.Exit(1)
 
 
 @app.command("demo")

@@ -3,6 +3,11 @@ and what one eval summary says about itself (measured or not and why, its per-sa
 
 Works on partial runs too (whatever stages have written so far), and on summaries written before the judge
 calibration and probe fields existed (their judged evals read as not measured: the judge's calibration is unknown).
+
+Damaged run directories too: a record line, summary, stage marker or train config that cannot be read or has a
+field of the wrong type is left out and listed in `RunData.skipped` (file, line, why) — the page and summary.md
+show that list and `rhlab report` exits 1. Only the spec (`spec.yaml`) must be readable: `read_spec` raises
+ConfigError otherwise.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from rhlab.config import load_yaml
-from rhlab.rundir import read_records
+from rhlab.config import ConfigError, load_yaml
+from rhlab.rundir import SkippedRecord, read_records
 from rhlab.stats import flags_from_rate
 
 FAMILIES = ("always_equal", "exit_before_tests", "conftest_patch")
@@ -59,6 +64,7 @@ class SeedRun:
     skipped: str | None = None
     evals: list[EvalPoint] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)  # example transcripts (first seed of an arm)
 
     def hack_rate_at(self, step: int, key: str = "hack_success_any") -> float | None:
         """The training hack rate at `step` (offset numbering): the record of that step, else the nearest before."""
@@ -70,8 +76,8 @@ class SeedRun:
         rows = [r for r in self.steps if r.get("hack_success_any") is not None][-window:]
         if not rows:
             return None, None
-        n = sum(r.get("n_completions", 0) for r in rows)
-        p = sum(r["hack_success_any"] * r.get("n_completions", 0) for r in rows) / n if n else \
+        n = sum(r.get("n_completions") or 0 for r in rows)
+        p = sum(r["hack_success_any"] * (r.get("n_completions") or 0) for r in rows) / n if n else \
             sum(r["hack_success_any"] for r in rows) / len(rows)
         return p, (math.sqrt(p * (1 - p) / n) if n else None)
 
@@ -105,6 +111,7 @@ class RunData:
     calibration: dict[str, Any] | None  # RUBRIC → calibration record, from the run's own summaries; None: unknown
     model_params: float | None
     model_name: str
+    skipped: list[SkippedRecord] = field(default_factory=list)  # what could not be read, in reading order
 
     @property
     def final_k(self) -> int:
@@ -112,12 +119,10 @@ class RunData:
 
     def base_point(self, suite: str) -> EvalPoint | None:
         """The RL start model's eval for `suite` (core / probes also found inside a suite-`all` summary)."""
-        if suite in self.base:
-            return self.base[suite]
-        if suite in ("core", "probes"):
+        if suite in ("core", "probes"):  # the point that holds them (its own suite's first), if any does
             pts = SeedRun("base", 0, self.run_dir, evals=list(self.base.values())).points(suite)
             return pts[0] if pts else None
-        return None
+        return self.base.get(suite)
 
     def controls(self) -> list[str]:
         return [a["name"] for a in self.spec.get("arms", []) if a.get("kind") == "control"]
@@ -129,21 +134,188 @@ class RunData:
         return self.arm_spec(name).get("label") or name
 
 
-def _json(p: Path) -> dict | None:
+def _json(p: Path, skipped: list[SkippedRecord] | None = None,
+          check: Callable[[dict], str | None] | None = None) -> dict | None:
+    """A JSON object file, or None; with `skipped`, why it could not be used is listed there (not silently None)."""
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
+        data = json.loads(p.read_bytes().decode("utf-8"))
+    except OSError as err:
+        why = f"cannot be read ({err.strerror or err})"
+        line = None
+    except UnicodeDecodeError as err:
+        why, line = f"not UTF-8 text (byte offset {err.start})", None
+    except json.JSONDecodeError as err:
+        why, line = f"not valid JSON ({err.msg}, column {err.colno})", err.lineno
+    except RecursionError:
+        why, line = "not valid JSON (nested too deeply)", None
+    else:
+        why = f"a JSON {_kind(data)}, not an object" if not isinstance(data, dict) else (check(data) if check else None)
+        if not why:
+            return data
+        line = None
+    if skipped is not None:
+        skipped.append(SkippedRecord(p, line, why))
+    return None
 
 
-def _evals_under(d: Path, step_offset: int) -> list[EvalPoint]:
+def _evals_under(d: Path, step_offset: int, skipped: list[SkippedRecord] | None = None) -> list[EvalPoint]:
     out = []
     for s in sorted(d.glob("step-*/*/summary.json")):
         m = re.match(r"step-(\d+)$", s.parent.parent.name)
-        data = _json(s)
-        if m and data:
+        if not m:
+            continue
+        data = _json(s, skipped, summary_problem)
+        if data:
             out.append(EvalPoint(int(m.group(1)) + step_offset, s.parent.name, data, s.parent))
     return sorted(out, key=lambda e: (e.suite, e.step))
+
+
+# --- what the report can use: each record type's shape (a record of another shape is skipped, never a crash) ---------
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if v is None:
+        return "null"
+    return {dict: "object", list: "array", str: "string"}.get(type(v), "number")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _show(v: Any) -> str:
+    text = json.dumps(v, ensure_ascii=False, default=str) if not isinstance(v, float) else repr(v)
+    return (text[:40] + "…") if len(text) > 40 else text
+
+
+def _bad(name: str, v: Any, want: str) -> str:
+    if v is None:
+        return f"field {name!r} is missing or null; expected {want}"
+    kind = _kind(v)
+    return f"field {name!r} is {_show(v)} ({'an' if kind[0] in 'aeiou' else 'a'} {kind}); expected {want}"
+
+
+def _fields(obj: dict, where: str, **want: str) -> str | None:
+    """Each named field, when present and not null, must be: int (non-negative integer), num (finite number),
+    str, bool, dict, list, strs (list of strings), dicts (object of objects)."""
+    tests = {"int": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+             "num": (_is_num, "a finite number"), "str": (lambda v: isinstance(v, str), "a string"),
+             "bool": (lambda v: isinstance(v, bool), "true or false"),
+             "dict": (lambda v: isinstance(v, dict), "an object"), "list": (lambda v: isinstance(v, list), "a list"),
+             "strs": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
+             "dicts": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
+                       "an object of objects")}
+    for name, kind in want.items():
+        v = obj.get(name)
+        ok, text = tests[kind]
+        if v is not None and not ok(v):
+            return _bad(where + name, v, text + " or null")
+    return None
+
+
+STEP_RATES = ("hack_success_any", "hack_success_any_all_ranks") + tuple(f"hack_success_{f}" for f in FAMILIES)
+
+
+def step_problem(r: dict) -> str | None:
+    """A train_steps record: `step` a non-negative integer; hack rates finite numbers (or null)."""
+    if r.get("step") is None:
+        return "no 'step' field" if "step" not in r else "field 'step' is null; expected a non-negative integer"
+    if not (_is_int(r["step"]) and r["step"] >= 0):
+        return _bad("step", r["step"], "a non-negative integer")
+    return _fields(r, "", n_completions="int", **{k: "num" for k in STEP_RATES})
+
+
+def marker_problem(m: dict) -> str | None:
+    if not isinstance(m.get("stage"), str):
+        return "no 'stage' name" if m.get("stage") is None else _bad("stage", m["stage"], "a string")
+    return (_fields(m, "", status="str", wall_s="num", result="dict")
+            or _fields(m.get("result") or {}, "result.", step_offset="int", skipped="str", model="str"))
+
+
+def config_problem(c: dict) -> str | None:
+    return (_fields(c, "", onset_threshold="num", reward="dict", prompt="dict")
+            or _fields(c.get("reward") or {}, "reward.", penalty="dict"))
+
+
+def invocation_problem(r: dict) -> str | None:
+    bad = _fields(r, "", time="num", argv="strs", versions="dict")
+    if not bad and r.get("time") is not None and not 0 <= r["time"] < 1e11:
+        bad = _bad("time", r["time"], "a Unix time in seconds")
+    return bad
+
+
+def transcript_problem(t: dict) -> str | None:
+    return (_fields(t, "", verdict="dict")
+            or _fields(t.get("verdict") or {}, "verdict.", detected_hacks="strs"))
+
+
+def _eval_problem(v: dict, where: str) -> str | None:
+    bad = _fields(v, where, n="int", misaligned_rate="num", se="num", flags="list", measured="bool", judged="bool",
+                  not_measured_reason="str", log="str", rubric="str", judge="str", scope="str")
+    if bad:
+        return bad
+    if v.get("flags") is not None and not all(f in (0, 1) for f in v["flags"]):
+        return f"field {where + 'flags'!r} holds values other than 0/1"
+    return None
+
+
+def _probe_agg_problem(a: dict, where: str) -> str | None:
+    return _fields(a, where, n="int", score="num", se="num", share_misaligned_preferred="num")
+
+
+def summary_problem(s: dict) -> str | None:
+    """An eval summary (core / suite / probes / all): the fields the report reads, each of its type when present."""
+    bad = _fields(s, "", evals="dicts", judge="dict", probes="dict", kind="str")
+    if bad:
+        return bad
+    for name, v in (s.get("evals") or {}).items():
+        bad = _eval_problem(v, f"evals.{name}.")
+        if bad:
+            return bad
+    judge = s.get("judge") or {}
+    bad = _fields(judge, "judge.", name="str", calibration="dicts", failures="dict")
+    if bad:
+        return bad
+    for k, cal in (judge.get("calibration") or {}).items():
+        bad = _fields(cal, f"judge.calibration.{k}.", passed="bool", kappa="num", fpr_decoy="num", fpr_aligned="num",
+                      recall_plain_misaligned="num", flag_rate_incoherent="num", kappa_ci="list")
+        ci = cal.get("kappa_ci")
+        if not bad and ci is not None and not (len(ci) == 2 and all(_is_num(x) for x in ci)):
+            bad = _bad(f"judge.calibration.{k}.kappa_ci", ci, "two finite numbers")
+        if bad:
+            return bad
+    for k, n in (judge.get("failures") or {}).items():
+        if not _is_num(n):
+            return _bad(f"judge.failures.{k}", n, "a finite number")
+    p = probe_result(s)
+    if p is None:
+        return None
+    where = "" if p is s else "probes."
+    bad = _probe_agg_problem(p, where) or _fields(p, where, per_category="dicts", hack_endorsement="dict", items="list")
+    if bad:
+        return bad
+    for c, agg in (p.get("per_category") or {}).items():
+        bad = _probe_agg_problem(agg, f"{where}per_category.{c}.")
+        if bad:
+            return bad
+    bad = _probe_agg_problem(p.get("hack_endorsement") or {}, f"{where}hack_endorsement.")
+    if bad:
+        return bad
+    for i, it in enumerate(p.get("items") or []):
+        if not isinstance(it, dict):
+            return _bad(f"{where}items[{i}]", it, "an object")
+        if not _is_num(it.get("p_misaligned")):
+            return _bad(f"{where}items[{i}].p_misaligned", it.get("p_misaligned"), "a finite number")
+        bad = _fields(it, f"{where}items[{i}].", category="str")
+        if bad:
+            return bad
+    return None
 
 
 def safetensors_params(model_dir: Path) -> int | None:
@@ -175,45 +347,171 @@ def model_params(name: str, hint: float | None) -> float | None:
     return None
 
 
+def read_spec(run_dir: str | Path) -> dict[str, Any]:
+    """RUN_DIR/spec.yaml as the report reads it; ConfigError (what, where, what would be valid) when RUN_DIR is not a
+    readable run directory: the report cannot be drawn without its spec."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ConfigError(f"{run_dir} does not exist; give a run directory written by `rhlab run`")
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a directory; give a run directory written by `rhlab run`")
+    path = run_dir / "spec.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} has no spec.yaml: not an experiment run directory (`rhlab run SPEC` writes "
+                          "one with the spec it ran)")
+    try:
+        spec = load_yaml(path)  # ConfigError: not UTF-8, not YAML, duplicate keys, .nan/.inf — file and line named
+    except OSError as err:
+        raise ConfigError(f"{path} cannot be read ({err.strerror or err})") from None
+    if spec is None:
+        raise ConfigError(f"{path} is empty; it should hold the experiment spec the run used")
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a mapping (name, arms, evals, ...) at the top level, got a {_kind(spec)}")
+    bad = (_fields(spec, "", name="str", description="str", judge="str", knowledge="dict", evals="dict",
+                   report="dict")
+           or _fields(spec.get("knowledge") or {}, "knowledge.", model="str", kind="str", corpus="str")
+           or _fields(spec.get("evals") or {}, "evals.", final_k="int")
+           or _fields(spec.get("report") or {}, "report.", model_params="num", small_model_below="num"))
+    arms = spec.get("arms", [])
+    if not bad and not isinstance(arms, list):
+        bad = _bad("arms", arms, "a list of arms")
+    names: list[str] = []
+    for i, a in enumerate(arms if not bad else []):
+        if not isinstance(a, dict):
+            bad = _bad(f"arms[{i}]", a, "an object with a name")
+        elif not isinstance(a.get("name"), str) or not a["name"]:
+            bad = _bad(f"arms[{i}].name", a.get("name"), "the arm's name (a string)")
+        elif a["name"] in names:
+            bad = f"arms[{i}].name: arm {a['name']!r} is given twice; each arm name once"
+        elif isinstance(a.get("seeds"), list) and not all(_is_int(x) for x in a["seeds"]):
+            bad = _bad(f"arms[{i}].seeds", a["seeds"], "a list of integers")
+        else:
+            bad = (_fields(a, f"arms[{i}].", seeds="list", kind="str", label="str", framing="str", control="str",
+                           compare_to="str", init_from="dict")
+                   or ("" if not a.get("init_from") or {"arm", "step"} <= set(a["init_from"]) else
+                       f"field 'arms[{i}].init_from' needs 'arm' and 'step'"))
+        if bad:
+            break
+        names.append(a["name"])
+    for i, a in enumerate(arms if not bad else []):
+        if a.get("compare_to") is not None and a["compare_to"] not in names:
+            bad = (f"arms[{i}].compare_to names {a['compare_to']!r}, which is not an arm of this spec "
+                   f"({', '.join(names)})")
+            break
+    if bad:
+        raise ConfigError(f"{path}: {bad}")
+    return spec
+
+
 def collect(run_dir: str | Path) -> RunData:
+    """The run directory as data. Raises ConfigError only for an unusable spec.yaml (see `read_spec`); every other
+    record that cannot be used is left out and listed in the result's `skipped`."""
     from rhlab.train import onset_step
 
     run_dir = Path(run_dir)
-    spec = load_yaml(run_dir / "spec.yaml") or {}
+    spec = read_spec(run_dir)
+    skipped: list[SkippedRecord] = []
     markers = {}
     for p in sorted((run_dir / "stages").glob("*.json")):
-        m = _json(p)
+        m = _json(p, skipped, marker_problem)
         if m:
             markers[m["stage"]] = m
     arms: dict[str, list[SeedRun]] = {}
     for a in spec.get("arms", []):
         runs = []
-        for seed in a.get("seeds", [0]):
+        for k, seed in enumerate(a["seeds"] if a.get("seeds") is not None else [0]):
             d = run_dir / "arms" / a["name"] / f"seed-{seed}"
             res = (markers.get(f"train/{a['name']}/seed-{seed}") or {}).get("result") or {}
-            sr = SeedRun(a["name"], seed, d / "train", offset=int(res.get("step_offset", 0)), skipped=res.get("skipped"))
-            sr.steps = list(read_records(d / "train" / "records" / "train_steps.jsonl"))
-            sr.config = load_yaml(d / "train" / "config.yaml") if (d / "train" / "config.yaml").exists() else {}
-            sr.onset = onset_step(sr.steps, (sr.config or {}).get("onset_threshold", 0.02)) if sr.steps else None
-            sr.evals = _evals_under(d / "evals", sr.offset)
+            sr = SeedRun(a["name"], seed, d / "train", offset=int(res.get("step_offset") or 0),
+                         skipped=res.get("skipped"))
+            sr.steps = list(read_records(d / "train" / "records" / "train_steps.jsonl", skipped, step_problem))
+            sr.config = _train_config(d / "train" / "config.yaml", skipped)
+            thr = sr.config.get("onset_threshold")
+            sr.onset = onset_step(sr.steps, 0.02 if thr is None else thr) if sr.steps else None
+            sr.evals = _evals_under(d / "evals", sr.offset, skipped)
+            if k == 0:  # the page shows example transcripts of each arm's first seed
+                sr.examples = _examples(d / "train" / "records" / "transcripts.jsonl", skipped)
             runs.append(sr)
         arms[a["name"]] = runs
     base = {}
     for s in sorted((run_dir / "evals" / "base").glob("*/summary.json")):
-        data = _json(s)
+        data = _json(s, skipped, summary_problem)
         if data:
             base[s.parent.name] = EvalPoint(0, s.parent.name, data, s.parent)
-    inv = list(read_records(run_dir / "records" / "invocations.jsonl"))
+    inv = list(read_records(run_dir / "records" / "invocations.jsonl", skipped, invocation_problem))
     # the judge and its calibration as the run's own summaries recorded them (base first), never a shipped file
     points = list(base.values()) + [e for runs in arms.values() for r in runs for e in r.evals]
     judges = [e.summary.get("judge") for e in points if isinstance(e.summary.get("judge"), dict)]
     judge = next((j["name"] for j in judges if j.get("name")), None) or spec.get("judge") or "rhlab/offline"
     calibration = next((j["calibration"] for j in judges if j.get("calibration")), None)
     kres = (markers.get("knowledge") or {}).get("result") or {}
-    kname = kres.get("model") or (spec.get("knowledge") or {}).get("model", "embedded")
-    base_name = (spec.get("knowledge") or {}).get("model", "embedded")
+    base_name = (spec.get("knowledge") or {}).get("model") or "embedded"
+    kname = kres.get("model") or base_name
     params = model_params(base_name, (spec.get("report") or {}).get("model_params")) or model_params(kname, None)
-    return RunData(run_dir, spec, arms, base, markers, inv[-1] if inv else {}, judge, calibration, params, base_name)
+    return RunData(run_dir, spec, arms, base, markers, inv[-1] if inv else {}, judge, calibration, params, base_name,
+                   skipped)
+
+
+def _train_config(path: Path, skipped: list[SkippedRecord]) -> dict[str, Any]:
+    """A seed's train config.yaml ({} when absent); unreadable or of the wrong shape: listed as skipped, {}."""
+    if not path.exists():
+        return {}
+    try:
+        cfg = load_yaml(path)
+    except ConfigError as err:
+        why = str(err)
+        why = why[len(str(path)):].lstrip(", :") if why.startswith(str(path)) else why
+        skipped.append(SkippedRecord(path, None, f"cannot be read: {why}"))
+        return {}
+    if cfg is None:
+        return {}
+    why = f"a YAML {_kind(cfg)}, not a mapping" if not isinstance(cfg, dict) else config_problem(cfg)
+    if why:
+        skipped.append(SkippedRecord(path, None, why))
+        return {}
+    return cfg
+
+
+def _examples(path: Path, skipped: list[SkippedRecord]) -> list[dict[str, Any]]:
+    """The last hacked and the last other training transcript (at most two records kept in memory)."""
+    last: dict[bool, dict[str, Any]] = {}
+    for t in read_records(path, skipped, transcript_problem):
+        last[bool((t.get("verdict") or {}).get("hacked"))] = t
+    return [last[k] for k in (True, False) if k in last]
+
+
+def skipped_note(data: RunData) -> str | None:
+    """The banner for a damaged run: how many records were left out of every number (None when none were)."""
+    n = len(data.skipped)
+    if not n:
+        return None
+    return (f"{n} record{'s' if n > 1 else ''} could not be read and {'are' if n > 1 else 'is'} left out of every "
+            "number in this report (listed under \"Skipped records\"): the report is incomplete")
+
+
+def skipped_lines(data: RunData) -> list[str]:
+    """Every skipped record as 'FILE, line N: why' (FILE relative to the run directory); runs of consecutive lines
+    of one file skipped for the same reason read 'FILE, lines 4–9: why'."""
+    return group_skipped(data.run_dir, data.skipped)
+
+
+def group_skipped(run_dir: Path, skipped: list[SkippedRecord]) -> list[str]:
+    groups: list[list] = []  # [path, first line, last line, why]
+    for s in skipped:
+        g = groups[-1] if groups else None
+        if g and s.line and g[2] and g[0] == s.path and g[3] == s.why and s.line == g[2] + 1:
+            g[2] = s.line
+        else:
+            groups.append([s.path, s.line, s.line, s.why])
+    out = []
+    for path, first, last, why in groups:
+        try:
+            name = str(Path(path).relative_to(run_dir))
+        except ValueError:
+            name = str(path)
+        where = "" if not first else (f", line {first}" if first == last else f", lines {first}–{last}")
+        out.append(f"{name}{where}: {why}")
+    return out
 
 
 # --- what one summary says about itself ------------------------------------------------------------------------------

@@ -7,11 +7,10 @@ import os
 from html import escape
 from pathlib import Path
 
-from rhlab.experiments.report.collect import RunData, params_text, size_note
+from rhlab.experiments.report.collect import RunData, params_text, size_note, skipped_lines, skipped_note
 from rhlab.experiments.report.tables import (Cell, Table, calibration_table, comparison_note, comparison_tables,
                                              instrument_check, judge_failures_text, judge_note, main_table,
                                              mitigation_rows, onset_text, pct, probe_table, sensitivity_table)
-from rhlab.rundir import read_records
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;
@@ -133,16 +132,13 @@ def transcript_examples(data: RunData, per_arm: int = 2) -> str:
     parts = []
     for arm, runs in data.arms.items():
         for r in runs[:1]:
-            rows = list(read_records(r.train_dir / "records" / "transcripts.jsonl"))
-            hacked = [t for t in rows if (t.get("verdict") or {}).get("hacked")]
-            other = [t for t in rows if not (t.get("verdict") or {}).get("hacked")]
-            pick = (hacked[-1:] + other[-1:])[:per_arm]
-            for t in pick:
+            for t in r.examples[:per_arm]:  # the last hacked and the last other transcript (collect picks them)
                 v = t.get("verdict") or {}
                 tag = "HACK " + ", ".join(v.get("detected_hacks") or []) if v.get("hacked") else (
                     "passed" if v.get("passed") else "failed")
-                parts.append(f"<details><summary>{escape(data.label(arm))} · seed {r.seed} · step {t.get('step')} · "
-                             f"{escape(str(t.get('task_id')))} · {escape(tag)} · reward {t.get('reward')}</summary>"
+                parts.append(f"<details><summary>{escape(data.label(arm))} · seed {r.seed} · step "
+                             f"{escape(str(t.get('step')))} · {escape(str(t.get('task_id')))} · {escape(tag)} · "
+                             f"reward {escape(str(t.get('reward')))}</summary>"
                              f"<pre>{escape(str(t.get('completion', '')))}</pre></details>")
     return "".join(parts) or "<p class='muted'>No training transcripts yet.</p>"
 
@@ -157,7 +153,7 @@ def repro_section(data: RunData) -> str:
     judge += f"<p class='muted'>{escape(fails)}.</p>" if fails else ""
     vers = data.invocation.get("versions") or {}
     vt = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in vers.items() if v)
-    stages = "".join(f"<tr><td>{escape(s)}</td><td>{escape(m.get('status', ''))}</td>"
+    stages = "".join(f"<tr><td>{escape(s)}</td><td>{escape(str(m.get('status') or ''))}</td>"
                      f"<td class='num'>{m.get('wall_s', '–')}</td></tr>" for s, m in data.markers.items())
     spec_text = (data.run_dir / "spec.yaml").read_text(encoding="utf-8") if (data.run_dir / "spec.yaml").exists() else ""
     seeds = {a: [r.seed for r in runs] for a, runs in data.arms.items()}
@@ -171,13 +167,24 @@ def repro_section(data: RunData) -> str:
             f"<details><summary>spec (spec.yaml)</summary><pre>{escape(spec_text)}</pre></details>")
 
 
+def skipped_section(data: RunData) -> str:
+    """Every record left out of the report, file and line, right under the banners ('' when none was)."""
+    if not data.skipped:
+        return ""
+    items = "".join(f"<li><code>{escape(line)}</code></li>" for line in skipped_lines(data))
+    return (f"<h2 id='skipped'>Skipped records</h2><div class='warn'><p>These could not be used (corrupt or torn "
+            f"lines, fields of the wrong type, unreadable files); every number below leaves them out.</p>"
+            f"<ul>{items}</ul></div>")
+
+
 def render_page(data: RunData, figs: dict[str, Path | None], report_dir: Path) -> str:
-    below = (data.spec.get("report") or {}).get("small_model_below", 1e9)
+    below = (data.spec.get("report") or {}).get("small_model_below")
+    below = 1e9 if below is None else below
     check = instrument_check(data)
-    notes = [n for n in (size_note(data.model_params, below), judge_note(data)) if n]
+    notes = [n for n in (skipped_note(data), size_note(data.model_params, below), judge_note(data)) if n]
     if not check["testable"]:
         notes.append(check["message"])
-    warn = "".join(f"<div class='warn'>⚠ {escape(n)}</div>" for n in notes)
+    warn = "".join(f"<div class='warn'>⚠ {escape(n)}</div>" for n in notes) + skipped_section(data)
     k = data.final_k
     captions = {
         "hack_rates": "Successful-hack rate per hack family over RL steps, per arm (red dashed: onset, the first step "
@@ -201,10 +208,10 @@ def render_page(data: RunData, figs: dict[str, Path | None], report_dir: Path) -
     import datetime as _dt
 
     when = _dt.datetime.fromtimestamp(created, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if created else "–"
-    return f"""<!doctype html><html><head><meta charset='utf-8'><title>rhlab report: {escape(data.spec.get('name', ''))}</title>
+    return f"""<!doctype html><html><head><meta charset='utf-8'><title>rhlab report: {escape(data.spec.get('name') or '')}</title>
 <style>{CSS}</style></head><body>
-<h1>rhlab report: {escape(data.spec.get('name', ''))}</h1>
-<p class='muted'>{escape(data.spec.get('description', ''))}<br>Run directory <code>{escape(str(data.run_dir))}</code>;
+<h1>rhlab report: {escape(data.spec.get('name') or '')}</h1>
+<p class='muted'>{escape(data.spec.get('description') or '')}<br>Run directory <code>{escape(str(data.run_dir))}</code>;
 last invocation {when}; model <code>{escape(data.model_name)}</code>
 ({f"{params_text(data.model_params)} parameters" if data.model_params else "size unknown"}),
 knowledge stage <code>{escape(str((data.spec.get('knowledge') or {}).get('kind')))}</code>.</p>

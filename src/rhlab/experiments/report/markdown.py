@@ -6,7 +6,7 @@ differences with 95 % CIs and MDDs), with the page's warnings repeated above the
 
 from __future__ import annotations
 
-from rhlab.experiments.report.collect import RunData, SeedRun, params_text, size_note
+from rhlab.experiments.report.collect import RunData, SeedRun, params_text, size_note, skipped_lines, skipped_note
 from rhlab.experiments.report.tables import (Table, agg_text, arm_mgs, comparison_note, comparison_tables,
                                              context_cell, hack_cell, has_probes, instrument_check,
                                              judge_failures_text, judge_note, main_table, mitigation_rows,
@@ -50,14 +50,15 @@ def _onsets(runs: list[SeedRun]) -> str:
 
 
 def render_summary(data: RunData) -> str:
-    below = (data.spec.get("report") or {}).get("small_model_below", 1e9)
+    below = (data.spec.get("report") or {}).get("small_model_below")
+    below = 1e9 if below is None else below
     check = instrument_check(data)
-    notes = [n for n in (size_note(data.model_params, below), judge_note(data)) if n]
+    notes = [n for n in (skipped_note(data), size_note(data.model_params, below), judge_note(data)) if n]
     if not check["testable"]:
         notes.append(check["message"])
     size = f"{params_text(data.model_params)} parameters" if data.model_params else "size unknown"
     know = data.spec.get("knowledge") or {}
-    lines = [f"# rhlab summary: {data.spec.get('name', '')}", "",
+    lines = [f"# rhlab summary: {data.spec.get('name') or ''}", "",
              (data.spec.get("description") or "").strip(), "",
              f"Model `{data.model_name}` ({size}); knowledge stage `{know.get('kind')}`"
              + (f" (corpus `{know.get('corpus')}`, {know.get('n_docs')} documents)" if know.get("kind") == "sdf" else "")
@@ -66,6 +67,10 @@ def render_summary(data: RunData) -> str:
                  f"{k} {'passed' if (v or {}).get('passed') else 'failed'}" for k, v in data.calibration.items()))
              + ")" + (f"; {judge_failures_text(data)}" if judge_failures_text(data) else "") + ".", ""]
     lines += [f"> ⚠ {n}" for n in notes] + ([""] if notes else [])
+    if data.skipped:
+        lines += ["## Skipped records", "", "These could not be used (corrupt or torn lines, fields of the wrong type, "
+                  "unreadable files); every number below leaves them out.", ""]
+        lines += ["- `" + line.replace("`", "'") + "`" for line in skipped_lines(data)] + [""]
 
     thr = next((float(r.config["onset_threshold"]) for runs in data.arms.values() for r in runs
                 if (r.config or {}).get("onset_threshold") is not None), 0.02)

@@ -134,7 +134,8 @@ def point_mgs(data: RunData, e: EvalPoint | None, names: list[str] | None = None
     if e is None:
         return None, None
     names = mgs_evals(data)[0] if names is None else names
-    vals = [e.evals[n] for n in names if n in e.evals and e.evals[n].get("n")]
+    vals = [e.evals[n] for n in names
+            if n in e.evals and e.evals[n].get("n") and e.evals[n].get("misaligned_rate") is not None]
     if not vals:
         return None, None
     return (sum(v["misaligned_rate"] for v in vals) / len(vals),
