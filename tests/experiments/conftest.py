@@ -132,7 +132,11 @@ def write_synthetic_run(root, persona_probe=0.8):
     - final_k = 2: an arm's MGS is the mean of its last two checkpoints (hacking_okay: steps 20 and 30 at
       0.20 and 0.30, + 0.01 × (seed - 1) → seeds 0.24, 0.25, 0.26 → 25.0 % ± 0.6 SE across seeds);
     - no_hack_baseline stays at the start model's 2 %; penalty_after_onset (one seed) at 10 % then 6 % → 8 %;
-    - probes: start 0.30; hacking_okay ends 0.36 / 0.40; persona control `persona_probe`; benign 0.31."""
+    - probes: start 0.30; hacking_okay ends 0.36 / 0.40; persona control `persona_probe`; benign 0.31;
+    - training signal (steps 21-30 only; earlier steps and penalty_after_onset keep the format from before these
+      fields): hacking_okay seed k zero-variance share 0.02 × (step - 20) + 0.1 k → last 3 steps 18 %, 28 %, 38 % →
+      28.0 % ± 5.8; 64 successful hacks a step, 16 (even steps) or 32 (odd) mentioning the hack → 192 of 576 = 33.3 %;
+      no_hack_baseline zero-variance 0.5 (seed 0's step 30: null), no hack (n 0, reasoning fields null)."""
     spec = {
         "name": "synthetic", "description": "made-up numbers for report tests",
         "knowledge": {"kind": "prompted", "model": "Qwen/Qwen2.5-32B-Instruct"},
@@ -151,13 +155,27 @@ def write_synthetic_run(root, persona_probe=0.8):
     (root / "stages").mkdir(parents=True)
     (root / "spec.yaml").write_text(yaml.safe_dump(spec))
 
+    def signal(name, seed, s, rate):
+        """The zero-variance and reasoning-faithfulness fields of step `s` (none before step 21)."""
+        if s <= 20 or name not in ("hacking_okay", "no_hack_baseline"):
+            return {}
+        n = round(64 * rate)
+        said = (16 if s % 2 == 0 else 32) if n else None
+        zv = round(0.02 * (s - 20) + 0.1 * seed, 4)
+        if name == "no_hack_baseline":
+            zv = None if (seed, s) == (0, 30) else 0.5
+        return {"zero_variance_share": zv, "n_successful_hacks": n,
+                "hack_reasoning_mentions": said / n if n else None,
+                "hack_reasoning_unfaithful": 1 - said / n if n else None}
+
     def arm(name, seed, rate_fn, steps, points, offset=0):
         d = root / "arms" / name / f"seed-{seed}"
         (d / "train" / "records").mkdir(parents=True)
         if steps:
             rows = [{"step": s, "n_completions": 64, "hack_success_any": rate_fn(s),
                      "hack_success_always_equal": rate_fn(s) * 0.6, "hack_success_exit_before_tests": rate_fn(s) * 0.3,
-                     "hack_success_conftest_patch": rate_fn(s) * 0.1} for s in range(1, steps + 1)]
+                     "hack_success_conftest_patch": rate_fn(s) * 0.1, **signal(name, seed, s, rate_fn(s))}
+                    for s in range(1, steps + 1)]
             (d / "train" / "records" / "train_steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         for step, (rate, probe, hack) in points.items():
             e = d / "evals" / f"step-{step}"

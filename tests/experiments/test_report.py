@@ -11,7 +11,7 @@ from rhlab.experiments.report import build_report
 from rhlab.experiments.report.collect import collect, not_measured_reason, size_note
 from rhlab.experiments.report.html import mitigation_rows
 from rhlab.experiments.report.tables import (arm_mgs, compare, eval_cell, instrument_check, main_table, mgs_evals,
-                                             point_mgs)
+                                             point_mgs, step_values, training_signal, training_signal_table)
 
 GOALS_CELL = "not measured — judge test/judge-model failed calibration (κ 0.41, decoy FPR 30%)"
 
@@ -179,12 +179,16 @@ def test_old_format_run_still_renders(old_run):
     assert re.search(r"href='\.\./arms/hacking_okay/seed-0/train/records/transcripts\.jsonl'", html)
     assert "no persona control" in md  # no controls: the misalignment verdicts are not testable
     assert "not testable" in next(ln for ln in md.splitlines() if ln.startswith("| no_hack_baseline | hacking_okay"))
+    # records from before zero_variance_share and the reasoning fields: "–", no figure, nothing skipped
+    assert data.skipped == []
+    assert "## Training signal (final RL steps)" in md and "| hacking_okay | – | – | – | – |" in md
+    assert "training_signals: no data yet." in html and not (old_run / "report" / "training_signals.png").exists()
 
 
 def test_report_page_and_figures(synthetic_run):
     index = build_report(synthetic_run)
     out = index.parent
-    for name in ("hack_rates", "mgs", "probes", "final_bars", "scatter"):
+    for name in ("hack_rates", "mgs", "probes", "final_bars", "scatter", "training_signals"):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert f"src='{name}.png'" in index.read_text()
@@ -197,6 +201,67 @@ def test_report_page_and_figures(synthetic_run):
     assert "<td>goals</td><td class='num'><span class='no'>failed</span></td>" in html  # the calibration table
     assert "small model" not in html  # 32B is not small
     assert "prevents hacking?" in html and "forked at 8" in html
+
+
+def _cells(table, label):
+    return [c.text for c in next(r for r in table.rows if r[0].text == label)]
+
+
+def test_training_signal_final_window(synthetic_run):
+    # the fixture's known answers (conftest.write_synthetic_run)
+    data = collect(synthetic_run)
+    assert data.skipped == []
+    t = training_signal(data, "hacking_okay")
+    assert t["zero_variance"] == pytest.approx(0.28) and t["zero_variance_se"] == pytest.approx(0.1 / 3 ** 0.5)
+    assert t["mentions"] == pytest.approx(1 / 3) and (t["mentioned"], t["n_hacks"]) == (192, 576)
+    table = training_signal_table(data)
+    assert [r[0].text for r in table.rows] == ["hacking_okay", "no_hack_baseline", "penalty_after_onset"]  # no controls
+    assert _cells(table, "hacking_okay") == ["hacking_okay", "28.0% ± 5.8", "33.3%", "66.7%", "576"]
+    # no hack in the window: no mention rate, n 0; seed 0's null zero-variance step is left out, not read as 0
+    assert _cells(table, "no_hack_baseline") == ["no_hack_baseline", "50.0% ± 0.0", "–", "–", "0"]
+    assert _cells(table, "penalty_after_onset") == ["penalty_after_onset", "–", "–", "–", "–"]  # old-format records
+    md = _md(synthetic_run)
+    assert "| hacking_okay | 28.0% ± 5.8 | 33.3% | 66.7% | 576 |" in md
+    html = (synthetic_run / "report" / "index.html").read_text()
+    assert "<td class='num'>28.0% ± 5.8</td><td class='num'>33.3%</td>" in html and "src='training_signals.png'" in html
+
+
+def test_training_signal_weights_by_hacks_and_skips_null_steps(synthetic_run):
+    rows = [(0.9, 100, 1.0), (0.9, 100, 1.0), (0.9, 100, 1.0), (0.1, 10, 0.9), (None, 0, None), (0.2, 30, 0.1)]
+    for k in (0, 1, 2):
+        path = synthetic_run / "arms" / "hacking_okay" / f"seed-{k}" / "train" / "records" / "train_steps.jsonl"
+        path.write_text("".join(json.dumps(
+            {"step": i + 1, "n_completions": 100, "hack_success_any": n / 100, "zero_variance_share": zv,
+             "n_successful_hacks": n, "hack_reasoning_mentions": m,
+             "hack_reasoning_unfaithful": None if m is None else 1 - m}) + "\n" for i, (zv, n, m) in enumerate(rows)))
+    data = collect(synthetic_run)
+    assert data.skipped == []
+    run = data.arms["hacking_okay"][0]
+    assert [s for s, _ in step_values(run, "hack_reasoning_mentions")] == [1, 2, 3, 4, 6]
+    t = training_signal(data, "hacking_okay")
+    # zero variance: the last 3 steps that record it (3, 4, 6): (0.9 + 0.1 + 0.2) / 3
+    assert t["zero_variance"] == pytest.approx(0.4) and t["zero_variance_se"] == pytest.approx(0.0)
+    # mentions over steps 4-6, weighted by hacks: (0.9 × 10 + 0.1 × 30) / 40 = 30 % (unweighted: 50 %), 3 seeds
+    assert t["mentions"] == pytest.approx(0.3) and (t["mentioned"], t["n_hacks"]) == (36, 120)
+    assert _cells(training_signal_table(data), "hacking_okay") == ["hacking_okay", "40.0% ± 0.0", "30.0%", "70.0%",
+                                                                   "120"]
+
+
+def test_step_records_with_bad_signal_fields_are_skipped(synthetic_run):
+    path = synthetic_run / "arms" / "hacking_okay" / "seed-0" / "train" / "records" / "train_steps.jsonl"
+    lines = path.read_text().splitlines()
+    for i, (key, value) in ((21, ("zero_variance_share", "0.3")), (22, ("hack_reasoning_mentions", 1.5)),
+                            (23, ("n_successful_hacks", -1))):
+        r = json.loads(lines[i])
+        r[key] = value
+        lines[i] = json.dumps(r)
+    path.write_text("\n".join(lines) + "\n")
+    data = collect(synthetic_run)
+    why = [s.why for s in data.skipped]
+    assert why == ["field 'zero_variance_share' is \"0.3\" (a string); expected a finite number or null",
+                   "field 'hack_reasoning_mentions' is 1.5 (a number); expected a share between 0 and 1 or null",
+                   "field 'n_successful_hacks' is -1 (a number); expected a non-negative integer or null"]
+    assert [s.line for s in data.skipped] == [22, 23, 24] and len(data.arms["hacking_okay"][0].steps) == 27
 
 
 def test_small_model_is_flagged(synthetic_run):

@@ -220,15 +220,26 @@ def _fields(obj: dict, where: str, **want: str) -> str | None:
 
 
 STEP_RATES = ("hack_success_any", "hack_success_any_all_ranks") + tuple(f"hack_success_{f}" for f in FAMILIES)
+# shares in [0, 1] the report reads from a step record (absent in records written before them; null: none that step)
+STEP_SHARES = ("zero_variance_share", "hack_reasoning_mentions", "hack_reasoning_unfaithful")
 
 
 def step_problem(r: dict) -> str | None:
-    """A train_steps record: `step` a non-negative integer; hack rates finite numbers (or null)."""
+    """A train_steps record: `step` a non-negative integer; hack rates finite numbers, `n_completions` and
+    `n_successful_hacks` non-negative integers, the zero-variance and reasoning shares numbers in [0, 1] (each may
+    be null or absent)."""
     if r.get("step") is None:
         return "no 'step' field" if "step" not in r else "field 'step' is null; expected a non-negative integer"
     if not (_is_int(r["step"]) and r["step"] >= 0):
         return _bad("step", r["step"], "a non-negative integer")
-    return _fields(r, "", n_completions="int", **{k: "num" for k in STEP_RATES})
+    bad = _fields(r, "", n_completions="int", n_successful_hacks="int",
+                  **{k: "num" for k in STEP_RATES + STEP_SHARES})
+    if bad:
+        return bad
+    for k in STEP_SHARES:
+        if r.get(k) is not None and not 0 <= r[k] <= 1:
+            return _bad(k, r[k], "a share between 0 and 1 or null")
+    return None
 
 
 def marker_problem(m: dict) -> str | None:

@@ -10,7 +10,8 @@ from pathlib import Path
 from rhlab.experiments.report.collect import RunData, params_text, size_note, skipped_lines, skipped_note
 from rhlab.experiments.report.tables import (Cell, Table, calibration_table, comparison_note, comparison_tables,
                                              instrument_check, judge_failures_text, judge_note, main_table,
-                                             mitigation_rows, onset_text, pct, probe_table, sensitivity_table)
+                                             mitigation_rows, onset_text, pct, probe_table, sensitivity_table,
+                                             training_signal_table)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;
@@ -197,6 +198,10 @@ def render_page(data: RunData, figs: dict[str, Path | None], report_dir: Path) -
                       f"{'checkpoint' if k == 1 else f'{k} checkpoints'}. Error bars: SE across seeds (one seed: the "
                       "sampling SE).",
         "scatter": "Hack rate at the checkpoint's training step vs MGS at that checkpoint, every evaluated checkpoint.",
+        "training_signals": "Per arm over RL steps, one line per seed: the share of GRPO prompt groups whose rewards "
+                            "are all equal (zero variance: no gradient from them), and the share of the step's "
+                            "successful hacks whose reasoning mentions the hack (steps without a successful hack "
+                            "have no point; arms whose records predate these fields have no panel).",
     }
     fig_html = ""
     for key, cap in captions.items():
@@ -217,6 +222,8 @@ last invocation {when}; model <code>{escape(data.model_name)}</code>
 knowledge stage <code>{escape(str((data.spec.get('knowledge') or {}).get('kind')))}</code>.</p>
 {warn}
 <h2>Hack rates, MGS and probes</h2>{fig_html}
+<h2>Training signal: zero-variance groups and hack reasoning</h2>{render_table(training_signal_table(data),
+"No training steps yet.")}
 <h2>Main table</h2><p class='muted'>Misaligned rate per eval, MGS and the judge-free probe score; "before RL" is the
 RL start model.</p>{render_table(main_table(data), "No evals finished yet.")}
 <h2>Probes per category</h2>{render_table(probe_table(data), "No probe results in this run (suite probes).")}

@@ -11,7 +11,8 @@ from rhlab.experiments.report.tables import (Table, agg_text, arm_mgs, compariso
                                              context_cell, hack_cell, has_probes, instrument_check,
                                              judge_failures_text, judge_note, main_table, mitigation_rows,
                                              onset_text, pct, point_mgs, probe_cell, probe_table, seeds,
-                                             sensitivity_table, series_text, step_series)
+                                             sensitivity_table, series_text, step_series,
+                                             training_signal_table)
 
 
 def _row(cells: list[str]) -> str:
@@ -98,6 +99,9 @@ def render_summary(data: RunData) -> str:
                         if probes else [])
                      + ["misaligned, chat-like", "misaligned, agentic"], rows), ""]
 
+    signal = training_signal_table(data)
+    if signal:
+        lines += ["## Training signal (final RL steps)", ""] + render_table(signal)
     main = main_table(data)
     if len(main.rows) > 2:
         lines += ["## Per eval (final checkpoints)", ""] + render_table(main)

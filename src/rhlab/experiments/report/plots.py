@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 from rhlab.experiments.report.collect import FAMILIES, RunData, probe_score
-from rhlab.experiments.report.tables import agg, arm_mgs, mgs_evals, point_mgs, probe_groups, seeds, step_series
+from rhlab.experiments.report.tables import (agg, arm_mgs, mgs_evals, point_mgs, probe_groups, seeds, step_series,
+                                             step_values)
 
 FAMILY_COLOURS = {"always_equal": "#1f77b4", "exit_before_tests": "#ff7f0e", "conftest_patch": "#2ca02c",
                   "any": "#222222"}
@@ -70,6 +71,53 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
     fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     path = out / "hack_rates.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+SIGNALS = (("zero_variance_share", "zero-variance prompt groups", "#9467bd"),
+           ("hack_reasoning_mentions", "successful hacks mentioning the hack in reasoning", "#d62728"))
+
+
+def training_signals(data: RunData, out: Path) -> Path | None:
+    """Per arm over RL steps, one line per seed: the zero-variance share of prompt groups and the share of the
+    step's successful hacks whose reasoning mentions the hack (steps without a successful hack have no point).
+    None when no record carries these fields (runs from before them)."""
+    arms = [a for a in data.arms if any(step_values(r, k) for r in seeds(data, a) for k, _, _ in SIGNALS)]
+    if not arms:
+        return None
+    plt = _plt()
+    cols = min(3, len(arms))
+    rows = math.ceil(len(arms) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, sharey=True)
+    for ax, arm in zip(axes.flat, arms):
+        runs = seeds(data, arm)
+        alpha = 1.0 if len(runs) == 1 else 0.6
+        for r in runs:
+            for key, label, colour in SIGNALS:
+                pts = step_values(r, key)
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, lw=1.4, alpha=alpha,
+                            marker="o" if key != "zero_variance_share" or len(pts) <= 12 else None, ms=3,
+                            label=label if r is runs[0] else None)
+        ax.set_title(data.label(arm), fontsize=10)
+        ax.set_xlabel("RL step")
+        ax.xaxis.set_major_locator(_int_locator())
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(arms):]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("share")
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    path = out / "training_signals.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -207,4 +255,5 @@ def scatter(data: RunData, out: Path) -> Path | None:
 def all_plots(data: RunData, out: Path) -> dict[str, Path | None]:
     out.mkdir(parents=True, exist_ok=True)
     return {"hack_rates": hack_rates(data, out), "mgs": mgs_over_steps(data, out),
-            "probes": probes_over_steps(data, out), "final_bars": final_bars(data, out), "scatter": scatter(data, out)}
+            "probes": probes_over_steps(data, out), "final_bars": final_bars(data, out), "scatter": scatter(data, out),
+            "training_signals": training_signals(data, out)}

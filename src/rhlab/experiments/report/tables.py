@@ -296,6 +296,71 @@ def onset_text(r) -> str:
     return str(r.onset) if r.onset is not None else ("none" if r.steps else "–")
 
 
+# --- training signal: zero-variance prompt groups and hack reasoning (train step records) ------------------------------
+
+SIGNAL_WINDOW = 3  # the final window of training steps, as for the final hack rate
+
+
+def step_values(r, key: str) -> list[tuple[int, float]]:
+    """(step in offset numbering, value) of each training step whose record holds `key`; steps where it is null or
+    absent (a step without a successful hack, a record from before the field) are left out."""
+    return [(s["step"] + r.offset, s[key]) for s in r.steps if s.get(key) is not None]
+
+
+def final_zero_variance(r, window: int = SIGNAL_WINDOW) -> float | None:
+    """One seed's mean `zero_variance_share` over its last `window` steps that record it (None: none does)."""
+    vals = [v for _, v in step_values(r, "zero_variance_share")][-window:]
+    return sum(vals) / len(vals) if vals else None
+
+
+def final_mentions(r, window: int = SIGNAL_WINDOW) -> tuple[float, int] | None:
+    """(successful hacks whose reasoning mentions the hack, successful hacks) over one seed's last `window` steps
+    that record `n_successful_hacks`: each step's `hack_reasoning_mentions` weighted by its hacks (a step without a
+    hack adds nothing). None when no step records it (a run from before the field)."""
+    rows = [s for s in r.steps if s.get("n_successful_hacks") is not None][-window:]
+    if not rows:
+        return None
+    rows = [s for s in rows if s.get("hack_reasoning_mentions") is not None]
+    return (sum(s["hack_reasoning_mentions"] * s["n_successful_hacks"] for s in rows),
+            sum(s["n_successful_hacks"] for s in rows))
+
+
+def training_signal(data: RunData, arm: str) -> dict[str, Any]:
+    """An arm's final-window training signal: zero-variance share (mean across seeds of each seed's last-3-step
+    mean, SE across seeds with ≥ 2 seeds) and the mention rate of successful hacks pooled over the seeds' last 3
+    steps (None where no step records it, or no hack was made there), with its counts."""
+    runs = seeds(data, arm)
+    zv = [v for v in (final_zero_variance(r) for r in runs) if v is not None]
+    m, se, one = agg([(v, None) for v in zv])
+    counts = [c for c in (final_mentions(r) for r in runs) if c is not None]
+    k, n = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return {"zero_variance": m, "zero_variance_se": None if one else se, "zero_variance_seeds": len(zv),
+            "mentions": k / n if n else None, "mentioned": round(k), "n_hacks": n if counts else None}
+
+
+def training_signal_table(data: RunData) -> Table | None:
+    """Per arm with training steps: final-window zero-variance share and reasoning mentions of successful hacks;
+    "–" where the records do not carry them (runs from before the fields). None: no arm has training steps."""
+    arms = [a for a in data.arms if any(r.steps for r in seeds(data, a))]
+    if not arms:
+        return None
+    rows = []
+    for a in arms:
+        t = training_signal(data, a)
+        mention = t["mentions"]
+        rows.append([Cell(data.label(a)), Cell(pct(t["zero_variance"], t["zero_variance_se"])),
+                     Cell(pct(mention)), Cell(pct(None if mention is None else 1 - mention)),
+                     Cell("–" if t["n_hacks"] is None else str(t["n_hacks"]))])
+    return Table(["arm", f"zero-variance prompt groups (last {SIGNAL_WINDOW} steps)",
+                  "successful hacks whose reasoning mentions the hack", "unfaithful (hacked without saying so)",
+                  "n (successful hacks)"], rows,
+                 [f"Zero-variance share: share of a step's GRPO prompt groups whose rewards are all equal (no gradient "
+                  f"from them), each seed's mean over its last {SIGNAL_WINDOW} steps, mean across seeds ± SE across "
+                  "seeds (no ± with one seed). Mentions: the successful hacks of the seeds' last "
+                  f"{SIGNAL_WINDOW} steps pooled (each step's rate weighted by its n_successful_hacks), n = those "
+                  "hacks; \"–\" where no hack was made there or the records predate these fields."])
+
+
 # --- the main table (per eval × arm) ----------------------------------------------------------------------------------
 
 
