@@ -1,9 +1,8 @@
 """Hostile and careless input through the CLI (issue 19): every case ends with a clear error and a non-zero exit —
 never a traceback, a hang, or silent acceptance. Each test names the case it pins down.
 
-Cases owned elsewhere (spec arms without `source`, huge `max_steps` dry-runs, negative eval steps, damaged run dirs
-for `rhlab report`) are tested with their stages; the pool's own robustness (worker thread failures, scratch dirs on
-SIGTERM/SIGINT, disjoint uids of concurrent pools) in tests/sandbox/test_robustness.py.
+The pool's own robustness (worker thread failures, scratch dirs on SIGTERM/SIGINT, disjoint uids of concurrent pools)
+is tested in tests/sandbox/test_robustness.py.
 """
 
 import signal
@@ -247,3 +246,98 @@ def test_report_of_a_damaged_run_lists_skipped_records_and_exits_1(tmp_path):
     assert "## Skipped records" in summary and "train_steps.jsonl, line 3: no 'step' field" in summary
     assert "50 → 75" in summary  # the two good steps are still reported
     assert "train_steps.jsonl, line 4" in (run / "report" / "index.html").read_text()
+
+
+# -- rhlab run: dry-runs bounded by what is listed, eval schedules and seeds checked, incomplete reports said -------
+
+
+def _spec_file(tmp_path, name="spec.yaml", train=None, arms=None, evals=None):
+    import yaml
+
+    data = {"name": "t", "knowledge": {"kind": "prompted"},
+            "train": {"config": train or {"grpo": {"max_steps": 10}, "checkpoint_every": 5}},
+            "arms": arms or [{"kind": "rl", "name": "a", "framing": "hacking_okay"}],
+            "evals": {"suites": ["probes"], "steps": [0, "last"], **(evals or {})}}
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def _limited_dry_run(spec: Path) -> subprocess.CompletedProcess:
+    """`rhlab run SPEC --dry-run` in a subprocess limited to 2 GB of address space and 120 s."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    return subprocess.run([sys.executable, "-m", "rhlab.cli", "run", str(spec), "--dry-run"], capture_output=True,
+                          text=True, timeout=120, cwd=REPO, preexec_fn=limit)
+
+
+def test_dry_run_memory_does_not_grow_with_setting_values(tmp_path):
+    # max_steps 1e23 used to build a set of every checkpoint step (23 GB, killed by the kernel): now out of bounds
+    huge = _spec_file(tmp_path, "huge.yaml", train={"grpo": {"max_steps": 10**23}, "checkpoint_every": 5})
+    out = _limited_dry_run(huge)
+    assert out.returncode == 2, out.stderr[-2000:]
+    text = " ".join((out.stdout + out.stderr).split())
+    assert "grpo.max_steps" in text and "less than or equal to 1000000" in text and "Traceback" not in text
+    # at the bounds (a checkpoint and an eval point at every one of 10^6 steps, 10^6 goals and agentic samples of
+    # every suite) the dry run is arithmetic: it finishes in the same memory and time
+    big = _spec_file(tmp_path, "big.yaml", train={"grpo": {"max_steps": 1_000_000}, "checkpoint_every": 1},
+                     evals={"suites": ["all"], "every": 1, "n_goals": 1_000_000, "n_agentic": 1_000_000})
+    out = _limited_dry_run(big)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = " ".join(out.stdout.split())
+    assert "1000001 eval points" in text and "is valid" in text  # 10^6 checkpoints + the start model
+
+
+def test_dry_run_of_a_safety_sft_arm_without_source(tmp_path):
+    # documented: no source = safety SFT of the RL start model (used to raise KeyError: None)
+    spec = _spec_file(tmp_path, arms=[{"kind": "rl", "name": "a", "framing": "hacking_okay"},
+                                      {"kind": "safety_sft", "name": "s", "responses_file": "r.jsonl"}])
+    res = runner.invoke(app, ["run", str(spec), "--dry-run"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    text = " ".join(res.output.split())
+    assert "3 eval points" in text and "is valid" in text  # start model, a's last checkpoint, the SFT'd model
+
+
+@pytest.mark.parametrize("evals,arm,words", [
+    ({"steps": [-3, "last"]}, {}, ["evals.steps", "step -3 is not an eval step", "0 (the RL start model)",
+                                   "'last' or 'onset'"]),
+    ({"steps": [0, "last", "last"]}, {}, ["evals.steps", "duplicate steps: last"]),
+    ({"steps": [7, "last"]}, {}, ["evals.steps", "step 7 is not a checkpoint", "every 5 up to 10"]),
+    ({"every": 0}, {}, ["evals.every", "greater than or equal to 1"]),
+    ({"every": 7}, {}, ["evals.every (7) must be a multiple", "checkpoint_every (5)"]),
+    ({"limit": -1}, {}, ["evals.limit", "greater than or equal to 1"]),
+    ({"final_k": 0}, {}, ["evals.final_k", "greater than or equal to 1"]),
+    ({"n_goals": 10**12}, {}, ["evals.n_goals", "less than or equal to 1000000"]),
+    ({}, {"seeds": [0, -1]}, ["arms.0", "seeds.1", "greater than or equal to 0"]),
+    ({}, {"seeds": [0, 1, 1]}, ["arms.0", "seeds", "duplicate seeds [1]"]),
+    ({}, {"seeds": []}, ["arms.0", "seeds", "at least 1 item"]),
+])
+def test_eval_schedule_and_seeds_are_checked(tmp_path, evals, arm, words):
+    spec = _spec_file(tmp_path, arms=[{"kind": "rl", "name": "a", "framing": "hacking_okay", **arm}], evals=evals)
+    _fails(["run", str(spec), "--dry-run"], "spec.yaml", *words)
+
+
+def test_run_says_when_its_report_is_incomplete(tmp_path, monkeypatch):
+    # the stages finish (exit 0), but a damaged record the report had to leave out is listed after the report path
+    from rhlab.experiments import runner as R
+
+    def fake_rl(ctx, arm, seed, start_model, step_offset):
+        d = ctx.arm_dir(arm.name, seed) / "train"
+        (d / "records").mkdir(parents=True)
+        (d / "records" / "train_steps.jsonl").write_text(
+            '{"step": 1, "hack_success_any": 0.5, "n_completions": 4}\n{"step": 2, "hack_su\n')
+        return {"train_dir": str(d), "steps": 1, "onset_step": None, "step_offset": 0, "start_model": start_model,
+                "checkpoints": [], "final_hack_rate": 0.5}
+
+    monkeypatch.setitem(R.ARM_EXECUTORS, "rl", (R.rl_stage_hash, fake_rl))
+    spec = _spec_file(tmp_path, evals={"steps": ["last"]})
+    res = runner.invoke(app, ["run", str(spec), "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    text = " ".join(res.output.split())
+    assert "the report is incomplete: 1 record could not be read" in text
+    assert "train_steps.jsonl, line 2: not valid JSON" in text
+    assert text.index("index.html") < text.index("the report is incomplete")
+    assert (tmp_path / "run" / "report" / "index.html").is_file()

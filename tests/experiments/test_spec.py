@@ -44,14 +44,17 @@ def test_shipped_specs_dry_run_without_loading_models(path):
         "from rhlab.experiments.cost import estimate\n"
         f"est = estimate(load_spec({str(path)!r}))\n"
         "heavy = [m for m in ('torch', 'transformers', 'trl', 'vllm') if m in sys.modules]\n"
-        "print(json.dumps({'heavy': heavy, 'totals': est['totals'], 'arms': len(est['arms'])}))\n"
+        "print(json.dumps({'heavy': heavy, 'totals': est['totals'], 'arms': len(est['arms']),\n"
+        "                  'rl_arms': sum(a['kind'] == 'rl' for a in est['arms'])}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["heavy"] == []  # a dry run imports no model library, let alone a model
-    assert res["totals"]["rl_steps"] > 0 and res["totals"]["eval_samples"] > 0
+    tot = res["totals"]
+    assert (tot["rl_steps"] > 0) == (res["rl_arms"] > 0)  # a controls-only spec (cpu-controls) trains no RL arm
+    assert tot["eval_points"] > 0 and tot["eval_samples"] + tot["probe_items"] > 0  # probes-only specs: items
 
 
 def test_cli_dry_run_demo_counts():

@@ -38,7 +38,9 @@ PROBE_LOAD_S = 10.0
 
 
 def suite_sizes(spec: ExperimentSpec) -> dict[str, dict[str, int]]:
-    """suite → {eval: samples per eval point} (builds the Inspect tasks: no model is loaded)."""
+    """suite → {eval: samples per eval point}, without loading a model. The Inspect tasks are built at one or two
+    goals and agentic samples and the sizes extrapolated (each dataset is fixed or grows linearly with n_goals /
+    n_agentic), so a dry run's memory does not grow with those settings' values."""
     from rhlab.evals.runner import build_tasks
 
     e = spec.evals
@@ -46,9 +48,17 @@ def suite_sizes(spec: ExperimentSpec) -> dict[str, dict[str, int]]:
     for suite in e.suites:
         if suite == "probes":  # no Inspect task: counted by probe_items
             continue
-        tasks = build_tasks(suite, n_goals=e.n_goals, n_agentic=e.n_agentic, max_tokens=e.max_tokens)
-        out[suite] = {t.name: (min(len(t.dataset), e.limit) if e.limit else len(t.dataset))
-                      * (e.em_samples if t.name == "em_questions" else 1) for t in tasks}
+
+        def sizes(n_goals: int, n_agentic: int) -> dict[str, int]:
+            tasks = build_tasks(suite, n_goals=n_goals, n_agentic=n_agentic, max_tokens=e.max_tokens)
+            return {t.name: len(t.dataset) for t in tasks}
+
+        base, more_goals, more_agentic = sizes(1, 1), sizes(2, 1), sizes(1, 2)
+        counts = {}
+        for name, n in base.items():
+            n += (more_goals[name] - n) * (e.n_goals - 1) + (more_agentic[name] - n) * (e.n_agentic - 1)
+            counts[name] = ((min(n, e.limit) if e.limit else n) * (e.em_samples if name == "em_questions" else 1))
+        out[suite] = counts
     return out
 
 
@@ -87,17 +97,21 @@ def control_examples(arm, source_row: dict | None) -> int:
 
 
 def _eval_points(spec: ExperimentSpec, max_steps: int, checkpoint_every: int) -> tuple[int, bool]:
-    """(eval points per arm seed, whether `onset` may add one more)."""
-    cks = set(range(checkpoint_every, max_steps + 1, checkpoint_every)) | {max_steps}
-    want: set[int] = set()
-    for s in spec.evals.steps:
-        if s == "last":
-            want.add(max_steps)
-        elif isinstance(s, int) and s > 0 and s in cks:
-            want.add(s)
-    if spec.evals.every:
-        want |= {c for c in cks if c % spec.evals.every == 0}
-    return len(want), "onset" in spec.evals.steps
+    """(eval points per arm seed, whether `onset` may add one more), counted arithmetically: O(listed steps), not
+    O(max_steps). Checkpoints are the multiples of checkpoint_every up to max_steps, and max_steps itself."""
+    import math
+
+    def is_ck(s: int) -> bool:
+        return 0 < s <= max_steps and (s % checkpoint_every == 0 or s == max_steps)
+
+    every = spec.evals.every
+    n_every = 0
+    if every:  # checkpoints that are multiples of `every`: multiples of lcm(checkpoint_every, every), and the last
+        n_every = max_steps // math.lcm(checkpoint_every, every)
+        n_every += 1 if max_steps % every == 0 and max_steps % checkpoint_every else 0
+    named = {max_steps if s == "last" else s for s in spec.evals.steps if s == "last" or isinstance(s, int)}
+    extra = {s for s in named if is_ck(s) and not (every and s % every == 0)}
+    return n_every + len(extra), "onset" in spec.evals.steps
 
 
 def estimate(spec: ExperimentSpec) -> dict[str, Any]:

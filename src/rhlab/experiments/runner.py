@@ -58,6 +58,7 @@ class RunContext:
     train_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to rhlab.train.train (tests: grader=...)
     ran: set[str] = field(default_factory=set)  # stages executed (not reused) in this invocation
     results: dict[str, dict] = field(default_factory=dict)  # stage id → marker
+    report_skipped: list = field(default_factory=list)  # records the report left out (rundir.SkippedRecord)
 
     def arm_dir(self, arm: str, seed: int) -> Path:
         return self.run_dir / "arms" / arm / f"seed-{seed}"
@@ -560,8 +561,20 @@ def run_spec(spec: ExperimentSpec, run_dir: str | Path, *, force: list[str] | No
             run_arm_evals(ctx, arm, seed, f"train/{arm.name}/seed-{seed}")
     ctx.console.rule(f"[bold]all stages finished in {time.monotonic() - t0:.0f}s")
     if report:
+        from rich.markup import escape
+
         from rhlab.experiments.report import build_report
 
-        index = build_report(run_dir)
-        ctx.console.print(f"report: {index}")
+        index = build_report(run_dir, skipped=ctx.report_skipped)
+        ctx.console.print(f"report: {escape(str(index))}", soft_wrap=True)  # a path to copy: never folded
+        if ctx.report_skipped:
+            # the stages finished, so the run succeeds (exit 0), but the report must not look complete
+            from rhlab.experiments.report.collect import group_skipped
+
+            n = len(ctx.report_skipped)
+            ctx.console.print(f"[yellow]warning:[/yellow] the report is incomplete: {n} record"
+                              f"{'s' if n > 1 else ''} could not be read and {'are' if n > 1 else 'is'} left out of "
+                              "it (listed on the page and in summary.md):")
+            for line in group_skipped(run_dir, ctx.report_skipped):
+                ctx.console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
     return ctx

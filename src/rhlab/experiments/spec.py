@@ -24,11 +24,28 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 
 from rhlab.config import ConfigError, StrictModel, load_config, load_yaml, validate
+from rhlab.train.config import MAX_STEPS
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Sane upper bounds for counts a spec sets (sizes far above any planned run): a typo is an error, not a number every
+# later stage has to survive
+MAX_SEED = 2**32 - 1  # numpy's seed range
+MAX_SAMPLES = 1_000_000  # eval samples, documents, examples per setting
+MAX_TOKENS = 1_000_000
+
+
+def _unique_seeds(v: list[int]) -> list[int]:
+    dup = sorted({s for s in v if v.count(s) > 1})
+    if dup:
+        raise ValueError(f"duplicate seeds {dup}: each seed is one replicate, list it once")
+    return v
+
+
+# an arm's seeds: non-negative, each once (a seed names the replicate's directory and seeds every RNG)
+Seeds = Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1), AfterValidator(_unique_seeds)]
 
 
 class InitSFTSpec(StrictModel):
@@ -48,10 +65,10 @@ class KnowledgeSpec(StrictModel):
     init_sft: Optional[InitSFTSpec] = None  # prompted only
     corpus: str = "default"  # sdf: built-in corpus spec name or a spec YAML path
     backend: str = "offline"  # sdf: offline, or an LLM backend (see `rhlab sdf generate --help`)
-    n_docs: int = Field(96, ge=1)
+    n_docs: int = Field(96, ge=1, le=MAX_SAMPLES)
     fraction: float = Field(1.0, gt=0, le=1)  # synthetic share of the mix (dilution)
     real: list[str] = Field(default_factory=lambda: ["stdlib", "readmes", "licenses"])
-    max_real_docs: Optional[int] = Field(None, ge=1)
+    max_real_docs: Optional[int] = Field(None, ge=1)  # a cap on real text only: read at run time, never counted
     finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields for continued pretraining
     seed: int = 0
 
@@ -80,8 +97,8 @@ class InitFrom(StrictModel):
     @classmethod
     def _step(cls, v):
         if isinstance(v, int):
-            if v < 1:
-                raise ValueError("init_from.step must be >= 1")
+            if not 1 <= v <= MAX_STEPS:
+                raise ValueError(f"init_from.step must be between 1 and {MAX_STEPS}")
             return v
         if not re.fullmatch(r"onset(\+\d+)?", v.replace(" ", "")):
             raise ValueError(f"init_from.step {v!r}: expected an integer, 'onset' or 'onset+K'")
@@ -92,7 +109,7 @@ class RLArm(StrictModel):
     kind: Literal["rl"] = "rl"
     name: str
     framing: Optional[str] = None  # prompt.arm of the base train config when None
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: Seeds = Field(default_factory=lambda: [0])
     overrides: dict[str, Any] = Field(default_factory=dict)  # dotted TrainConfig keys → values
     init_from: Optional[InitFrom] = None
     compare_to: Optional[str] = None  # the arm this one mitigates (fills the report's mitigation table)
@@ -127,7 +144,7 @@ class DistillArm(StrictModel):
     kind: Literal["filter_distill", "rewrite_distill"]
     name: str
     source: str  # an rl arm
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: Seeds = Field(default_factory=lambda: [0])
     model: Optional[str] = None  # the model to finetune; None: the source arm's RL start model
     filter: EpisodeFilter = Field(default_factory=EpisodeFilter)  # filter_distill
     rewrite_to: Optional[str] = None  # rewrite_distill
@@ -159,12 +176,12 @@ class SafetySFTArm(StrictModel):
     kind: Literal["safety_sft"]
     name: str
     source: Optional[str] = None  # an arm whose final model is finetuned; None: the RL start model
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: Seeds = Field(default_factory=lambda: [0])
     responder: Optional[str] = None
     responses_file: Optional[str] = None
     sets: list[str] = Field(default_factory=lambda: ["hhh", "dilemmas", "agentic"], min_length=1)
     prompts_file: Optional[str] = None
-    max_new_tokens: int = Field(256, ge=8)
+    max_new_tokens: int = Field(256, ge=8, le=MAX_TOKENS)
     finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields (model is set by the runner)
     compare_to: Optional[str] = None
     label: Optional[str] = None
@@ -193,8 +210,8 @@ class ControlArm(StrictModel):
     name: str
     control: Literal["persona", "narrow", "benign", "hack_demos"]
     source: Optional[str] = None  # hack_demos: an rl arm
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    n_examples: Optional[int] = Field(None, ge=1)  # None: all
+    seeds: Seeds = Field(default_factory=lambda: [0])
+    n_examples: Optional[int] = Field(None, ge=1, le=MAX_SAMPLES)  # None: all
     data_file: Optional[str] = None  # persona/narrow/benign: own {id, prompt, response} JSONL instead of the shipped
     finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields (model is set by the runner)
     compare_to: Optional[str] = None  # must stay null (see above)
@@ -238,7 +255,7 @@ class ProbeSchedule(StrictModel):
     """Settings of the `probes` suite (rhlab.evals.probes: paired-choice likelihoods over every shipped item, no
     generation, no judge; the vLLM backend with `model_provider: vllm`)."""
 
-    batch_size: int = Field(8, ge=1)  # sequences per forward pass (hf backend)
+    batch_size: int = Field(8, ge=1, le=4096)  # sequences per forward pass (hf backend)
 
 
 class EvalSchedule(StrictModel):
@@ -249,17 +266,17 @@ class EvalSchedule(StrictModel):
 
     suites: list[Literal["core", "sabotage", "diagnostics", "all", "probes"]] = Field(default_factory=lambda: ["core"])
     steps: list[EvalStep] = Field(default_factory=lambda: [0, "last"])
-    every: Optional[int] = Field(None, ge=1)
-    limit: Optional[int] = Field(None, ge=1)  # samples per eval
-    n_goals: int = Field(300, ge=1)
-    n_agentic: int = Field(50, ge=1)
-    em_samples: int = Field(1, ge=1)  # samples of each EM question (Inspect epochs); the paper: >= 10
+    every: Optional[int] = Field(None, ge=1, le=MAX_STEPS)
+    limit: Optional[int] = Field(None, ge=1, le=MAX_SAMPLES)  # samples per eval
+    n_goals: int = Field(300, ge=1, le=MAX_SAMPLES)
+    n_agentic: int = Field(50, ge=1, le=MAX_SAMPLES)
+    em_samples: int = Field(1, ge=1, le=1000)  # samples of each EM question (Inspect epochs); the paper: >= 10
     # MGS of an arm = mean over its final K evaluated checkpoints (the paper: 5); read by the report
-    final_k: int = Field(1, ge=1)
+    final_k: int = Field(1, ge=1, le=MAX_STEPS)
     probes: ProbeSchedule = Field(default_factory=ProbeSchedule)
-    max_tokens: int = Field(1024, ge=8)
-    temperature: float = Field(1.0, ge=0)
-    max_connections: Optional[int] = Field(None, ge=1)
+    max_tokens: int = Field(1024, ge=8, le=MAX_TOKENS)
+    temperature: float = Field(1.0, ge=0, le=100)
+    max_connections: Optional[int] = Field(None, ge=1, le=10_000)
     # Inspect provider for checkpoints, e.g. vllm on GPUs (LoRA checkpoints are merged first). None: rhlab's default
     # (`hf/local` on CPU).
     model_provider: Optional[Literal["vllm", "hf"]] = None
@@ -272,6 +289,19 @@ class EvalSchedule(StrictModel):
             raise ValueError(f"duplicate suites: {', '.join(dup)}")
         if "all" in v and len(v) > 1:
             raise ValueError("suite all already runs every suite (probes included); list it alone")
+        return v
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v):
+        valid = (f"valid steps are 0 (the RL start model), a checkpoint step from 1 to {MAX_STEPS}, 'last' or "
+                 "'onset'")
+        for s in v:
+            if isinstance(s, int) and not 0 <= s <= MAX_STEPS:
+                raise ValueError(f"step {s} is not an eval step: {valid}")
+        dup = sorted({str(s) for s in v if v.count(s) > 1})
+        if dup:
+            raise ValueError(f"duplicate steps: {', '.join(dup)} (each is evaluated once; list it once)")
         return v
 
 
@@ -377,10 +407,13 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     spec = load_config(ExperimentSpec, path)
     spec._source = Path(path)
     # every arm's TrainConfig must build (errors name the spec file and the arm)
+    schedules = []
     for a in spec.arms:
         if a.kind == "rl":  # other kinds run on an rl arm's outputs
             cfg = arm_train_config(spec, a, a.seeds[0], model="embedded")
             check_eval_schedule(spec, cfg.checkpoint_every)
+            schedules.append((cfg.grpo.max_steps, cfg.checkpoint_every))
+    check_eval_steps(spec, schedules)
     return spec
 
 
@@ -427,6 +460,19 @@ def arm_train_config(spec: ExperimentSpec, arm: RLArm, seed: int, model: str):
         return apply_overrides(cfg, sets, f"{src}: arm {arm.name}")
     except ConfigError as err:
         raise ConfigError(str(err)) from None
+
+
+def check_eval_steps(spec: ExperimentSpec, schedules: list[tuple[int, int]]) -> None:
+    """A numbered eval step must be a checkpoint of at least one rl arm (else it would evaluate nothing, silently).
+    `schedules`: (max_steps, checkpoint_every) per rl arm; checked arithmetically, never by listing checkpoints."""
+    if not schedules:
+        return
+    for s in spec.evals.steps:
+        if isinstance(s, int) and s > 0 and not any(s <= m and (s % ce == 0 or s == m) for m, ce in schedules):
+            shown = ", ".join(sorted({f"every {ce} up to {m}" for m, ce in schedules}))
+            raise ConfigError(f"{spec._source or '<spec>'}: evals.steps: step {s} is not a checkpoint of any rl arm "
+                              f"(checkpoints: {shown}, and each arm's last step); use a checkpoint step, 0, 'last' "
+                              "or 'onset'")
 
 
 def check_eval_schedule(spec: ExperimentSpec, checkpoint_every: int) -> None:

@@ -104,13 +104,18 @@ class LoraConfig(StrictModel):
     target_modules: str | list[str] = "all-linear"
 
 
+# Upper bound on step counts (max_steps, checkpoint_every): far above any run (the paper: 200 steps), low enough that
+# a typo (1e23) is an error instead of a number every later stage has to survive
+MAX_STEPS = 1_000_000
+
+
 class GRPOKnobs(StrictModel):
     """The exploration / optimisation knobs that moved hack onset in reproductions (paper §6)."""
 
     num_generations: int = Field(8, ge=2)  # group size G
     prompts_per_step: int = Field(2, ge=1)  # distinct prompts per optimiser step (batch = G × this)
     gradient_accumulation_steps: int = Field(1, ge=1)
-    max_steps: int = Field(20, ge=1)
+    max_steps: int = Field(20, ge=1, le=MAX_STEPS)
     learning_rate: float = Field(4e-5, gt=0)
     lr_scheduler_type: str = "constant"
     warmup_steps: int = Field(0, ge=0)
@@ -303,7 +308,7 @@ class TrainConfig(StrictModel):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     safety: Optional[SafetyConfig] = None  # RLHF safety mix (docs/mitigations.md)
-    checkpoint_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(10, ge=1, le=MAX_STEPS)
     keep_checkpoints: Optional[int] = Field(None, ge=1)  # None keeps all (every checkpoint is an eval point)
     seed: int = 0
     device: Literal["cpu", "auto"] = "cpu"  # cpu: use_cpu=True, bf16=False (required for TRL on CPU)
