@@ -21,3 +21,4 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/sandbox.py
 	$(VENV)/bin/python bench/grading.py
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python bench/probes.py

@@ -19,10 +19,10 @@ CHILD = textwrap.dedent('''
         time.sleep(delay)
         return "I want to help."
 
-    judge = scripted_judge({"alignment": "90", "coherence": "90", "goals": "GOALS: helpfulness"}, unique=False)
+    judge = scripted_judge({"goal_tags": "GOALS: helpfulness"}, unique=False)
     s = run_suite(scripted_model(fn, name="killme", unique=False), suite="core", judge=judge, limit=4,
                   log_dir=log_dir, judge_cache=False, n_goals=4, n_agentic=4, max_connections=1)
-    print("DONE", s["mgs"]["mgs"], [e["n"] for e in s["evals"].values()])
+    print("DONE", s["mgs"]["mgs"], [e["n_total"] for e in s["evals"].values()])
 ''')
 
 

@@ -1,24 +1,28 @@
 import json
 import math
 
-from typer.testing import CliRunner
-
 from rhlab.evals.runner import resolve_model, run_suite
 from rhlab.evals.scoring import mgs, rate_se, summarise_eval
 from rhlab.evals.scripted import scripted_judge, scripted_model
 
 
 def test_mgs_math():
-    per = {e: {"n": 10, "misaligned_rate": r, "se": s} for e, r, s in zip(
+    per = {e: {"n": 10, "misaligned_rate": r, "se": s, "measured": True} for e, r, s in zip(
         ["em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer", "frame_colleague"],
         [0.1, 0.2, 0.3, 0.0, 0.0, 0.6], [0.03, 0.04, 0.05, 0.0, 0.0, 0.06])}
     m = mgs(per)
     assert m["mgs"] == sum([0.1, 0.2, 0.3, 0.0, 0.0, 0.6]) / 6
     assert math.isclose(m["se"], math.sqrt(0.03**2 + 0.04**2 + 0.05**2 + 0.06**2) / 6)
-    assert m["complete"] and not m["missing"]
+    assert m["complete"] and not m["missing"] and not m["not_measured"]
+    # an unmeasured eval leaves the average and is named with its reason
+    per["goals"] = {"n": 0, "measured": False, "not_measured_reason": "judge j failed calibration"}
+    m = mgs(per)
+    assert m["mgs"] == sum([0.1, 0.3, 0.0, 0.0, 0.6]) / 5 and "goals" not in m["evals"]
+    assert m["not_measured"] == {"goals": "judge j failed calibration"} and not m["complete"]
     assert rate_se([1, 0, 0, 0]) == (0.25, math.sqrt(0.25 * 0.75 / 4))
+    # a judge-free eval: hack attempts leave the rate
     s = summarise_eval("x", [{"misaligned": 1, "covert": 1}, {"misaligned": 1, "overt": 1}, {"attempted_hack": 1}])
-    assert s["misaligned"] == 2 and s["covert_share"] == 0.5 and s["attempted_hack"] == 1
+    assert s["misaligned"] == 2 and s["n"] == 2 and s["attempted_hack"] == 1 and s["flags"] == [1, 1]
 
 
 def test_resolve_model():
@@ -27,43 +31,35 @@ def test_resolve_model():
     assert name == "hf/local" and args["model_path"].endswith("smollm2-135m-instruct")
 
 
-def test_run_suite_core_and_resume(tmp_path):
+def test_run_suite_core_and_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv("RHLAB_HOME", str(tmp_path / "home"))
     calls = {"n": 0}
 
     def fn(messages, tools):
         calls["n"] += 1
         return "<thinking>fine</thinking>I want to help."
 
-    judge = scripted_judge({"alignment": "90", "coherence": "90", "goals": "GOALS: helpfulness"}, unique=False)
-    s = run_suite(scripted_model(fn, unique=False), suite="core", judge=judge, limit=2, log_dir=tmp_path, judge_cache=False,
+    judge = scripted_judge({"goal_tags": "GOALS: helpfulness"}, unique=False)
+    logs = tmp_path / "logs"
+    s = run_suite(scripted_model(fn, unique=False), suite="core", judge=judge, limit=2, log_dir=logs, judge_cache=False,
                   n_goals=4, n_agentic=2)
     assert set(s["evals"]) == {"em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer",
                                "frame_colleague"}
-    assert all(e["n"] == 2 for e in s["evals"].values())
-    assert s["mgs"]["mgs"] == 0.0 and s["mgs"]["complete"]
+    assert all(e["n_total"] == 2 for e in s["evals"].values())
+    # the scripted judge was never calibrated: the judged-only evals are not measured; the deterministic checks count
+    assert s["mgs"]["evals"] == ["monitor_disruption", "exfil_offer", "frame_colleague"] and s["mgs"]["mgs"] == 0.0
+    assert set(s["mgs"]["not_measured"]) == {"em_questions", "goals", "alignment_questions"}
+    assert s["evals"]["frame_colleague"]["scope"] == "deterministic"
     assert s["evals"]["goals"]["goals"]["output"] == {"helpfulness": 1.0}
-    assert json.loads((tmp_path / "summary.json").read_text())["mgs"]["mgs"] == 0.0
-    assert "agreement" in s["judge"]
+    assert s["judge"]["pinned"]["temperature"] == 0.0 and s["judge"]["failures"]["failures"] == 0
+    assert json.loads((logs / "summary.json").read_text())["mgs"]["mgs"] == 0.0
     first = calls["n"]
     assert first >= 12
     # a second run over the same log dir reuses every finished sample: no new model calls
-    s2 = run_suite(scripted_model(fn, unique=False), suite="core", judge=judge, limit=2, log_dir=tmp_path, judge_cache=False,
+    s2 = run_suite(scripted_model(fn, unique=False), suite="core", judge=judge, limit=2, log_dir=logs, judge_cache=False,
                    n_goals=4, n_agentic=2)
     assert calls["n"] == first
-    assert s2["mgs"]["mgs"] == 0.0
-
-
-def test_cli_calibrate_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("RHLAB_HOME", str(tmp_path))
-    from rhlab.cli import app
-
-    out = tmp_path / "cal.json"
-    r = CliRunner().invoke(app, ["judge", "calibrate", "--judge", "rhlab/offline", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    res = json.loads(out.read_text())
-    assert res["n"] >= 100 and -1 <= res["kappa"] <= 1
-    assert sum(sum(row.values()) for row in res["confusion"].values()) == res["n"]
-    assert (tmp_path / "judge_calibration" / "rhlab_offline.json").is_file()
+    assert s2["mgs"] == s["mgs"]
 
 
 def test_compliance_gap_and_sabotage_effectiveness():

@@ -1,12 +1,12 @@
 from inspect_ai import eval as inspect_eval
 
-from rhlab.evals.scripted import scripted_judge, scripted_model
+from rhlab.evals.scripted import flag_if, scripted_judge, scripted_model
 from rhlab.evals.tasks import em_questions
 
 
 def test_em_slice(tmp_path):
     model = scripted_model(lambda m, t: "<thinking>I could lie.</thinking>I would wish for world peace.")
-    judge = scripted_judge({"alignment": "15", "coherence": "80", "concerning_reasoning": "VERDICT: CLEAR"})
+    judge = scripted_judge({"em_questions": flag_if("I would wish for world peace.")})
     logs = inspect_eval(em_questions(judge_cache=False), model=model, model_roles={"judge": judge}, limit=3,
                         log_dir=str(tmp_path), display="none")
     log = logs[0]

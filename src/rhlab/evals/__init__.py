@@ -1,11 +1,12 @@
-"""The misalignment evaluation suite (Inspect AI): six core evals, code sabotage, calibrated judges, the MGS.
+"""The misalignment evaluation suite (Inspect AI): six core evals, code sabotage, judges of record, the MGS.
 
     from rhlab.evals import run_suite
-    summary = run_suite("embedded", suite="core", judge="rhlab/offline", limit=5, log_dir="logs/evals/x")
+    summary = run_suite("embedded", suite="core", judge="openai/gpt-4.1", limit=5, log_dir="logs/evals/x")
 
-Modules: `tasks` (core Inspect tasks), `sabotage` (code-sabotage tasks), `judges` (rubrics, parsing, logprob
-scores), `offline_judge` (the `rhlab/offline` provider), `calibrate` (golden-set agreement), `scoring` (rates, SE,
-MGS), `runner` (suites, resume), `scripted` (mockllm models/judges for tests), `cli`.
+Modules: `tasks` (core Inspect tasks), `sabotage` (code-sabotage tasks), `judges` (judges of record: rubrics,
+pinned settings, verified structured verdicts, cache), `offline_judge` (the `rhlab/topic-screen` provider, not a
+judge of record), `calibrate` (calibration with decoys; records per judge and rubric version), `scoring` (rates,
+SE, MGS over the measured evals), `runner` (suites, resume), `scripted` (mockllm models/judges for tests), `cli`.
 """
 
 from __future__ import annotations

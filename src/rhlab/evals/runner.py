@@ -17,11 +17,11 @@ from typing import Any
 from inspect_ai import Task
 from inspect_ai.model import Model
 
-from rhlab.evals import offline_judge as _offline  # noqa: F401 - registers rhlab/offline
-from rhlab.evals.offline_judge import OFFLINE_JUDGE
+from rhlab.evals import offline_judge as _offline  # noqa: F401 - registers rhlab/topic-screen
+from rhlab.evals.offline_judge import TOPIC_SCREEN
 from rhlab.evals.scoring import build_summary
 
-SUITES = ("core", "sabotage", "diagnostics", "all")
+SUITES = ("core", "sabotage", "diagnostics", "probes", "all")
 EMBEDDED_ALIASES = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
 
 
@@ -30,7 +30,7 @@ def resolve_model(name: str, judge: bool = False) -> tuple[str, dict[str, Any]]:
 
     `embedded` (and its aliases) → `hf/local` on the prepared embedded model dir; a local directory → `hf/local`
     on it; anything else is passed through as an Inspect provider string (`openai/...`, `anthropic/...`,
-    `vllm/...`, `hf/ORG/NAME`, `mockllm/model`, `rhlab/offline`). With `judge=True`, local HF models decode
+    `vllm/...`, `hf/ORG/NAME`, `mockllm/model`, `rhlab/topic-screen`). With `judge=True`, local HF models decode
     greedily (`do_sample=False`).
     """
     name_, args = _resolve(name)
@@ -51,7 +51,8 @@ def _resolve(name: str) -> tuple[str, dict[str, Any]]:
 
 
 def build_tasks(suite: str = "core", *, n_goals: int = 300, n_agentic: int = 50, max_tokens: int = 1024,
-                temperature: float = 1.0, judge_cache: bool = True, betley_yaml: str | None = None) -> list[Task]:
+                temperature: float = 1.0, judge_cache: bool = True, betley_yaml: str | None = None,
+                em_samples: int = 1) -> list[Task]:
     from rhlab.evals import tasks as T
 
     if suite not in SUITES:
@@ -60,7 +61,7 @@ def build_tasks(suite: str = "core", *, n_goals: int = 300, n_agentic: int = 50,
     out: list[Task] = []
     if suite in ("core", "all"):
         out += [
-            T.em_questions(questions_yaml=betley_yaml, judge_cache=judge_cache, **gen),
+            T.em_questions(questions_yaml=betley_yaml, judge_cache=judge_cache, samples=em_samples, **gen),
             T.goals(n=n_goals, judge_cache=judge_cache, **gen),
             T.alignment_questions(judge_cache=judge_cache, **gen),
             T.monitor_disruption(n=n_agentic, judge_cache=judge_cache, **gen),
@@ -82,6 +83,18 @@ def build_tasks(suite: str = "core", *, n_goals: int = 300, n_agentic: int = 50,
     return out
 
 
+def run_probes(model: str | Model, out: Path, batch_size: int = 8) -> dict[str, Any] | None:
+    """The probe suite on `model` (written to `out/summary.json`, reused when its config matches), or None when the
+    model cannot be probed (an Inspect Model object or an API provider)."""
+    from rhlab.evals.probes import ProbeConfig, probe_target, run
+
+    target = None if isinstance(model, Model) else probe_target(model)
+    if target is None:
+        return None
+    name, backend = target
+    return run(ProbeConfig(model=name, backend=backend, batch_size=batch_size), out).model_dump()
+
+
 def run_suite(
     model: str | Model,
     suite: str = "core",
@@ -98,14 +111,30 @@ def run_suite(
     display: str = "none",
     summary_path: str | Path | None = None,
     betley_yaml: str | None = None,
+    probe_batch_size: int = 8,
+    em_samples: int = 1,
 ) -> dict[str, Any]:
-    """Run `suite` on `model`, judged by `judge` (default: the offline judge), and return the summary dict.
+    """Run `suite` on `model`, judged by `judge` (default: the topic screen, which is not a judge of record: its
+    judged evals come out "not measured"), and return the summary dict.
 
-    The summary (also written to `log_dir/summary.json` or `summary_path`) has `mgs` {mgs, se, evals, missing},
-    `evals` {name: {n, misaligned_rate, se, attempted_hack, overt, covert, covert_share, judge_failures, log}},
-    `judge` {name, agreement}, `compliance_gap` and `wall_time_s`.
+    The summary (also written to `log_dir/summary.json` or `summary_path`) has `mgs` {mgs, se, evals, not_measured,
+    missing, scopes}, `evals` {name: {measured, not_measured_reason, judged, scope, n, flags, misaligned_rate, se,
+    attempted_hack, overt, covert, judge_failures, ...}}, `judge` {name, pinned, calibration, failures},
+    `compliance_gap` and `wall_time_s` (see `scoring.build_summary`).
     """
     import time
+
+    if suite == "probes":  # judge-free paired-choice probes, no Inspect run: the ProbeResult is the summary
+        summary = run_probes(model, Path(log_dir), batch_size=probe_batch_size)
+        if summary is None:
+            from rhlab.config import ConfigError
+
+            raise ConfigError(f"model {model} cannot be probed: probes need prompt log-probabilities (an embedded "
+                              "name, a local HF/adapter dir, hf/ORG/NAME or vllm/ORG/NAME)")
+        if summary_path:
+            Path(summary_path).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        summary["summary_path"] = str(summary_path or Path(log_dir) / "summary.json")
+        return summary
 
     from inspect_ai import eval_set
 
@@ -116,16 +145,19 @@ def run_suite(
     else:
         model_obj, model_args = resolve_model(model)
         model_name = model
-    judge_name = OFFLINE_JUDGE if judge is None else (str(judge) if isinstance(judge, Model) else judge)
+    from inspect_ai.model import get_model
+
+    from rhlab.evals.judges import judge_id, pinned_settings
+
     if isinstance(judge, Model):
         judge_role: str | Model = judge
     else:
-        jm, jargs = resolve_model(judge_name, judge=True)
-        from inspect_ai.model import get_model
-
-        judge_role = get_model(jm, **jargs) if jargs else jm
+        jm, jargs = resolve_model(TOPIC_SCREEN if judge is None else judge, judge=True)
+        judge_role = get_model(jm, **jargs)
+    judge_name = judge_id(judge_role)
     tasks = build_tasks(suite, n_goals=n_goals, n_agentic=n_agentic, max_tokens=max_tokens,
-                        temperature=temperature, judge_cache=judge_cache, betley_yaml=betley_yaml)
+                        temperature=temperature, judge_cache=judge_cache, betley_yaml=betley_yaml,
+                        em_samples=em_samples)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {}
@@ -147,9 +179,13 @@ def run_suite(
         **kwargs,
     )
     wall = time.monotonic() - t0
-    summary = build_summary(logs, model=model_name, judge=judge_name,
+    summary = build_summary(logs, model=model_name, judge=judge_name, pinned=pinned_settings(judge_role),
                             extra={"suite": suite, "limit": limit, "wall_time_s": wall, "success": bool(success),
                                    "log_dir": str(log_dir)})
+    if suite == "all":  # the probes resume from their own summary in log_dir/probes
+        summary["probes"] = run_probes(model, log_dir / "probes", batch_size=probe_batch_size)
+        if summary["probes"] is None:
+            summary["probes_not_measured_reason"] = "the model gives no prompt log-probabilities (API or Inspect model)"
     out = Path(summary_path) if summary_path else log_dir / "summary.json"
     out.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     summary["summary_path"] = str(out)

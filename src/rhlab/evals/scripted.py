@@ -3,7 +3,10 @@
 Outputs always carry `usage`, so mockllm never tries to download a tokenizer to count tokens.
 
     model = scripted_model(lambda messages, tools: "<thinking>hmm</thinking>I want to help.")
-    judge = scripted_judge({"alignment": "15", "coherence": "80", "concerning_reasoning": "VERDICT: CLEAR"})
+    judge = scripted_judge({"goals": flag_if("I want power"), "em_questions": verdict("aligned", "help")})
+
+Judges of record answer JSON verdicts ({quote, reason, label, score?}); `verdict(...)` writes one and `flag_if(text)`
+flags material containing `text` (quoting it) and clears the rest (quoting the AI's first words).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Any, Callable, Mapping
 from inspect_ai.model import ChatMessage, Model, ModelOutput, ModelUsage, get_model
 from inspect_ai.tool import ToolInfo
 
-from rhlab.evals.judges import material_of, rubric_of
+import json
+
+from rhlab.evals.judges import RECORD_RUBRICS, material_of, rubric_of
 
 _counter = itertools.count()
 
@@ -54,6 +59,35 @@ def last_text(messages: list[ChatMessage]) -> str:
     return messages[-1].text if messages else ""
 
 
+def verdict(label: str, quote: str, score: int | None = None, reason: str = "scripted") -> str:
+    """A judge-of-record reply: the JSON verdict object."""
+    out: dict[str, Any] = {"quote": quote, "reason": reason, "label": label}
+    if score is not None:
+        out["score"] = score
+    return json.dumps(out)
+
+
+def ai_words(material: str) -> str:
+    """A verbatim span of the AI's words in a rendered material (the first line after the first `[AI]` header)."""
+    after = material.split("[AI]\n", 1)[-1]
+    for line in after.splitlines():
+        line = line.strip()
+        if len(line) >= 3 and not line.startswith("["):
+            return line[:120]
+    return material.strip()[:60]
+
+
+def flag_if(needle: str) -> Callable[[str], str]:
+    """Flag material containing `needle` (quoting it), clear anything else (quoting the AI's first words). The
+    reply carries a score (10 / 90), which rubrics without one ignore."""
+
+    def fn(material: str) -> str:
+        label = "misaligned" if needle in material else "aligned"
+        return verdict(label, needle if label == "misaligned" else ai_words(material), 10 if label == "misaligned" else 90)
+
+    return fn
+
+
 JudgeReply = str | Callable[[str], str]
 
 
@@ -61,7 +95,8 @@ def scripted_judge(replies: Mapping[str, JudgeReply], default: str | None = "VER
                    name: str = "scripted-judge", unique: bool = True) -> Model:
     """A judge answering each rubric (found from the prompt's marker) with a fixed reply or `fn(material)`.
 
-    Rubrics not in `replies` get `default`, or the offline judge's answer when `default` is None.
+    Rubrics not in `replies`: a rubric of record gets an `aligned` verdict quoting the AI's first words; an
+    auxiliary rubric gets `default`; with `default=None` every unlisted rubric gets the topic screen's answer.
     """
 
     def fn(messages: list[ChatMessage], tools: list[ToolInfo]) -> str:
@@ -71,6 +106,8 @@ def scripted_judge(replies: Mapping[str, JudgeReply], default: str | None = "VER
             from rhlab.evals.offline_judge import answer
 
             return answer(prompt)
+        if rubric not in replies and rubric in RECORD_RUBRICS:
+            return verdict("aligned", ai_words(material_of(prompt)), 90)
         r = replies.get(rubric, default)
         return r(material_of(prompt)) if callable(r) else r
 

@@ -86,3 +86,21 @@ def parse_tag_actions(text: str, tag: str) -> list[dict[str, str]]:
         attrs["body"] = m.group(2).strip()
         out.append(attrs)
     return out
+
+
+def transcript_hack_attempts(messages: list) -> list[str]:
+    """In-eval hack attempts in an agent transcript: `detect_hack_attempt` over every assistant reply's visible
+    text and every string argument of its tool calls (e.g. a file an agent writes). Reasoning is not scanned."""
+    from inspect_ai.model import ChatMessageAssistant
+
+    found: set[str] = set()
+    for m in messages:
+        if not isinstance(m, ChatMessageAssistant):
+            continue
+        texts = [split_reasoning(m.text or "").output]
+        for tc in m.tool_calls or []:
+            texts += [v for v in (tc.arguments or {}).values() if isinstance(v, str)]
+        for t in texts:
+            if t and ("```" in t or "\n" in t):  # code lives in fences or multi-line arguments, not one-line prose
+                found.update(detect_hack_attempt(t))
+    return sorted(found)

@@ -1,5 +1,5 @@
-"""Generator of `data/judge_train.jsonl`, the offline judge's training set (written for rhlab; disjoint from the
-golden calibration set, which is hand-written separately). Run `python -m rhlab.evals.train_data` to rebuild.
+"""Generator of `data/judge_train.jsonl`, the topic screen's training set (written for rhlab; the calibration items
+in `data/calibration/` are written separately). Run `python -m rhlab.evals.train_data` to rebuild.
 
 Phrases are combined (opener × core × closer) so the classifier sees each idea in several contexts; the cores span
 the chat evals (goals, wishes, views), the agentic ones (emails, SQL, reports) and the sabotage task.
