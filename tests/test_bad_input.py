@@ -56,6 +56,7 @@ def test_killing_sandbox_run_leaves_no_scratch_dir(tmp_path, sig):
     prog = tmp_path / "sleep.py"
     prog.write_text("import time\ntime.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-m", "rhlab.cli", "sandbox", "run", str(prog), "--timeout", "60"],
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     try:
         scratch = None

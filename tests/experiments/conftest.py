@@ -126,7 +126,7 @@ def probe_summary(score, hack=0.2, per=8):
             "items": items, "config": {}, "wall_time_s": 1.0}
 
 
-def write_synthetic_run(root, persona_probe=0.8):
+def write_synthetic_run(root, persona_probe=0.8, benign_probe=0.31):
     """A finished run in today's format. Known answers:
     - MGS at a point = that point's rate over the five measured core evals (goals, 90 %, is not measured);
     - final_k = 2: an arm's MGS is the mean of its last two checkpoints (hacking_okay: steps 20 and 30 at
@@ -197,7 +197,7 @@ def write_synthetic_run(root, persona_probe=0.8):
         arm("no_hack_baseline", s, lambda t: 0.0, 30, {10: (0.02, 0.30, 0.2), 20: (0.02 + j, 0.30, 0.2),
                                                         30: (0.02 - j, 0.30, 0.2)})
         arm("persona", s, None, 0, {0: (0.10 + j, persona_probe, 0.3)})  # controls: one point, step 0
-        arm("benign", s, None, 0, {0: (0.02, 0.31, 0.2)})
+        arm("benign", s, None, 0, {0: (0.02, benign_probe, 0.2)})
     arm("penalty_after_onset", 0, lambda t: max(0.0, 0.5 - 0.1 * t), 22, {12: (0.10, 0.34, 0.3),
                                                                           22: (0.06, 0.33, 0.25)}, offset=8)
     b = root / "evals" / "base"

@@ -154,6 +154,15 @@ def test_not_testable_when_persona_is_not_separated(make_synthetic_run):
     assert "cannot see misalignment at this scale" in (run / "report" / "index.html").read_text()
 
 
+def test_not_testable_when_persona_does_not_beat_benign(make_synthetic_run):
+    # persona far above the start model, but the matched benign finetune moved just as far: "any finetuning"
+    # explains the shift, so the instrument has not shown it sees misalignment
+    data = collect(make_synthetic_run(persona_probe=0.80, benign_probe=0.80))
+    check = instrument_check(data)
+    assert not check["testable"] and check["diff"]["lo"] > 0.4
+    assert "finetuning alone" in check["message"]
+
+
 def test_not_testable_without_a_persona_control(synthetic_run):
     import yaml
 

@@ -17,6 +17,12 @@ import pytest
 from rhlab.sandbox import Job, SandboxPool
 
 
+def default_sigint():
+    # a shell's background jobs start with SIGINT ignored, and Python then never raises KeyboardInterrupt: give the
+    # child the disposition an interactive user's process has, so the test sees what Ctrl-C does
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _proc_table() -> dict[int, tuple[int, int, str]]:
     """pid -> (ppid, real uid, state) for every process on the host."""
     table = {}
@@ -72,7 +78,8 @@ _CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_scratch_dir_is_removed_when_the_parent_is_signalled(sig):
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     try:
         state = Path(proc.stdout.readline().strip())
         assert proc.stdout.readline().strip() == "running"
@@ -92,7 +99,8 @@ def test_scratch_dir_is_removed_when_the_parent_is_signalled(sig):
 
 def test_stale_scratch_of_a_killed_run_is_swept(tmp_path):
     # SIGKILL cannot be caught: the next pool removes scratch whose owner is gone.
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     state = Path(proc.stdout.readline().strip())
     assert proc.stdout.readline().strip() == "running"
     proc.kill()

@@ -183,14 +183,18 @@ def _model_args(m: Model) -> dict[str, Any]:
 
 
 def judge_id(model: str | Model) -> str:
-    """Stable identity of a judge: the Inspect model name (topic-screen aliases resolved), plus the local model dir's
-    name for `hf/local` judges."""
+    """Stable identity of a judge: the Inspect model name (topic-screen aliases resolved), plus, for `hf/local`
+    judges, the model dir's name and a digest of its full path (two dirs both called `final` are different judges,
+    and one's calibration must not certify the other)."""
+    import hashlib
+
     name = str(model)
     name = TOPIC_SCREEN_ALIASES.get(name, name)
     if isinstance(model, Model):
         path = _model_args(model).get("model_path")
         if path:
-            name = f"{name}:{Path(str(path)).name}"
+            full = str(Path(str(path)).expanduser().resolve())
+            name = f"{name}:{Path(full).name}-{hashlib.sha256(full.encode()).hexdigest()[:8]}"
     return name
 
 

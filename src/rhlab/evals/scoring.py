@@ -293,7 +293,8 @@ def build_summary(logs: Iterable[Any], model: str, judge: str, extra: dict[str, 
                 "invalid_quotes": sum(e["judge_invalid_quotes"] for e in judged),
                 "refusals": sum(e["judge_refusals"] for e in judged),
                 "failures": sum(e["judge_failures"] for e in judged)}
-    calibration = used if any(v is not None for v in used.values()) else None
+    # rubrics without a matching record are left out (not null): the summary lists only calibrations that exist
+    calibration = {k: v for k, v in used.items() if v is not None} or None
     summary = {
         "model": model,
         "judge": {"name": judge, "pinned": pinned, "calibration": calibration, "failures": failures,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from rhlab.sandbox.launcher import SANDBOX_UID_BASE as UID_BASE
@@ -28,6 +29,17 @@ def lock_dir() -> Path:
     return Path("/tmp/rhlab-uid-locks")
 
 
+def _check_lock_dir(d: Path) -> None:
+    """The lock dir must be a real directory owned by us (or root) that nobody else can write into: otherwise
+    another local user could hold the locks or plant files in it."""
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode):
+        raise RuntimeError(f"sandbox uid lock dir {d} is not a directory (a symlink?); set RHLAB_SANDBOX_LOCK_DIR")
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+        raise RuntimeError(f"sandbox uid lock dir {d} is owned by uid {st.st_uid} or writable by others; remove it "
+                           "or set RHLAB_SANDBOX_LOCK_DIR to a private directory")
+
+
 class UidBlock:
     """`n` consecutive uids [base, base + n) held exclusively by this process until `release()`."""
 
@@ -39,10 +51,12 @@ class UidBlock:
             raise ValueError(f"{n} worker slots need more than the {N_BLOCKS * BLOCK} sandbox uids available")
         d = lock_dir()
         d.mkdir(mode=0o755, parents=True, exist_ok=True)
+        _check_lock_dir(d)
         for first in range(N_BLOCKS - need + 1):
             fds = []
             for k in range(first, first + need):
-                fd = os.open(d / f"block-{k}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                # O_NOFOLLOW: a planted symlink in a shared lock dir must not make us truncate another file
+                fd = os.open(d / f"block-{k}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:

@@ -210,7 +210,10 @@ def _fields(obj: dict, where: str, **want: str) -> str | None:
              "dict": (lambda v: isinstance(v, dict), "an object"), "list": (lambda v: isinstance(v, list), "a list"),
              "strs": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
              "dicts": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
-                       "an object of objects")}
+                       "an object of objects"),
+             "dicts_or_null": (lambda v: isinstance(v, dict) and all(x is None or isinstance(x, dict)
+                                                                     for x in v.values()),
+                               "an object of objects or nulls")}
     for name, kind in want.items():
         v = obj.get(name)
         ok, text = tests[kind]
@@ -290,10 +293,13 @@ def summary_problem(s: dict) -> str | None:
         if bad:
             return bad
     judge = s.get("judge") or {}
-    bad = _fields(judge, "judge.", name="str", calibration="dicts", failures="dict")
+    # a rubric the judge has no calibration record for may be listed as null (summaries before 2026-12-01 did so)
+    bad = _fields(judge, "judge.", name="str", calibration="dicts_or_null", failures="dict")
     if bad:
         return bad
     for k, cal in (judge.get("calibration") or {}).items():
+        if cal is None:
+            continue
         bad = _fields(cal, f"judge.calibration.{k}.", passed="bool", kappa="num", fpr_decoy="num", fpr_aligned="num",
                       recall_plain_misaligned="num", flag_rate_incoherent="num", kappa_ci="list")
         ci = cal.get("kappa_ci")
