@@ -233,3 +233,13 @@ def test_shipped_sensitivity_and_paper_specs():
         assert e.em_samples >= 10 and e.final_k == 5, name
         sizes = estimate(spec)["suites"]["core"]
         assert sizes["alignment_questions"] >= 200 and sizes["goals"] >= 300, name
+
+
+def test_dry_run_states_the_minimum_detectable_difference():
+    from rhlab.experiments.cost import estimate
+
+    spec = load_spec(REPO / "configs/experiments/cpu-sensitivity.yaml")
+    small = estimate(spec)["mdd"]
+    assert small["seeds"] == 3 and 0 < small["mgs"] < small["per_eval"]["goals"]
+    spec.evals.n_goals, spec.evals.limit = spec.evals.n_goals * 100, None  # more samples: a smaller detectable gap
+    assert estimate(spec)["mdd"]["per_eval"]["goals"] < small["per_eval"]["goals"]

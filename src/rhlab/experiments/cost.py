@@ -200,10 +200,34 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
                          backend_calls="0" if k.backend == "offline" else f"≈ {k.n_docs * 2}+ (ideas, documents)")
     elif k.init_sft:
         knowledge.update(init_sft_transcripts=164 - k.init_sft.first)
+    mdd = detectable_differences(spec, sizes)
     return {"knowledge": knowledge, "arms": arms, "suites": sizes, "samples_per_eval_point": samples_per_point,
+            "mdd": mdd,
             "judge_calls_per_eval_point": judge_per_point, "probe_items_per_eval_point": n_probe, "totals": tot,
             "onset_eval_may_add_points": onset_extra, "judge": spec.judge or "rhlab/topic-screen",
             "cpu_estimate": embedded, "launched": bool(spec.compute.train_launch)}
+
+
+MDD_BASE_RATE = 0.10  # a misaligned rate a start model plausibly shows on a strict rubric (paper baselines: 0-5 %)
+
+
+def detectable_differences(spec: ExperimentSpec, sizes: dict[str, dict[str, int]]) -> dict[str, Any] | None:
+    """What the spec can detect before it runs: per eval, the minimum detectable difference (two-sided α 0.05,
+    power 0.8) between an arm and its `compare_to` reference at a base rate of 10 %, from sampling noise alone over
+    the samples of the reference's seeds (between-seed variance only adds to it), and for MGS (the mean of the core
+    evals). None when no arm has compare_to."""
+    from rhlab import stats
+
+    pairs = [(a, spec.arm(a.compare_to)) for a in spec.arms if getattr(a, "compare_to", None)]
+    if not pairs:
+        return None
+    seeds = min(min(len(a.seeds), len(r.seeds)) for a, r in pairs)
+    k = max(1, spec.evals.final_k)  # shown, not counted: a seed's last K checkpoints are not independent samples
+    per_eval = {name: stats.binomial_mdd(MDD_BASE_RATE, n * seeds)
+                for evals in sizes.values() for name, n in evals.items() if n}
+    core = [v for name, v in per_eval.items() if v is not None and name in sizes.get("core", {})]
+    return {"base_rate": MDD_BASE_RATE, "seeds": seeds, "final_k": k, "per_eval": per_eval,
+            "mgs": (sum(v * v for v in core) ** 0.5 / len(core)) if core else None}
 
 
 def render(est: dict[str, Any], console) -> None:
@@ -236,6 +260,15 @@ def render(est: dict[str, Any], console) -> None:
                   f"judge calls ({est['judge']})"
                   + (f", {tot['probe_items']} probe items" if tot.get("probe_items") else "")
                   + (" (+ one point per arm seed at onset)" if est["onset_eval_may_add_points"] else ""))
+    if est.get("mdd"):
+        m = est["mdd"]
+        def pp(v):  # a difference beyond 100 points cannot exist: nothing is detectable at that size
+            return f"{100 * v:.0f} pp" if v <= 1 else "undetectable"
+
+        per = ", ".join(f"{k} {pp(v)}" for k, v in m["per_eval"].items() if v is not None)
+        console.print(f"minimum detectable difference vs compare_to (α 0.05, power 0.8, base rate "
+                      f"{100 * m['base_rate']:.0f} %, {m['seeds']} seed(s) × {m['final_k']} checkpoint(s), sampling "
+                      f"noise only): " + (f"MGS {pp(m['mgs'])}; " if m.get("mgs") is not None else "") + per)
     if est["cpu_estimate"]:
         ks = est["knowledge"].get("cpu_seconds", 0)
         console.print(f"≈ {tot['cpu_seconds'] / 60:.0f} min of knowledge ({ks / 60:.0f} min), RL, SFT and evals on "

@@ -70,7 +70,7 @@ class KnowledgeSpec(StrictModel):
     real: list[str] = Field(default_factory=lambda: ["stdlib", "readmes", "licenses"])
     max_real_docs: Optional[int] = Field(None, ge=1)  # a cap on real text only: read at run time, never counted
     finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields for continued pretraining
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _check(self) -> "KnowledgeSpec":

@@ -25,22 +25,22 @@ class FinetuneConfig(StrictModel):
     model: str = "embedded"
     mode: Literal["full", "lora"] = "full"
     max_length: int = Field(256, ge=8)
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int = -1
-    learning_rate: float = 3e-5
+    epochs: float = Field(1.0, gt=0, le=10_000)
+    max_steps: int = Field(-1, ge=-1, le=1_000_000)  # -1: epochs decide
+    learning_rate: float = Field(3e-5, gt=0, le=1.0)
     lr_scheduler: str = "constant"
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0, le=10)
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.0
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
     lora_target_modules: list[str] | str = "all-linear"
     gradient_checkpointing: bool = False
     save_steps: int = 200
     logging_steps: int = 5
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     use_cpu: bool | None = None  # None: CPU unless CUDA is available
     min_chunk_tokens: int = 8
 

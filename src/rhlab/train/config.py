@@ -310,7 +310,7 @@ class TrainConfig(StrictModel):
     safety: Optional[SafetyConfig] = None  # RLHF safety mix (docs/mitigations.md)
     checkpoint_every: int = Field(10, ge=1, le=MAX_STEPS)
     keep_checkpoints: Optional[int] = Field(None, ge=1)  # None keeps all (every checkpoint is an eval point)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     device: Literal["cpu", "auto"] = "cpu"  # cpu: use_cpu=True, bf16=False (required for TRL on CPU)
     sandbox_workers: Optional[int] = Field(None, ge=1)
     onset_threshold: float = Field(0.02, gt=0, lt=1)  # paper §3: onset = first step with > 2% successful hacks
