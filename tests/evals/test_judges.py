@@ -120,7 +120,11 @@ def test_judge_identity():
 
     assert J.judge_id("rhlab/offline") == "rhlab/topic-screen" and J.is_topic_screen("rhlab/offline-tfidf")
     assert J.supports_structured("openai/gpt-4.1") and not J.supports_structured("hf/local")
-    assert J.judge_id(get_model("mockllm/model", model_path="/x/y/smollm")) == "mockllm/model:smollm"
+    a = J.judge_id(get_model("mockllm/model", model_path="/x/y/smollm"))
+    b = J.judge_id(get_model("mockllm/model", model_path="/x/z/smollm"))
+    # the dir name for people, a digest of the full path so two dirs of one name are two judges
+    assert a.startswith("mockllm/model:smollm-") and b.startswith("mockllm/model:smollm-") and a != b
+    assert a == J.judge_id(get_model("mockllm/model", model_path="/x/y/smollm"))
 
 
 def test_topic_screen_answers_record_rubrics():
