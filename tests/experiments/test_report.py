@@ -68,6 +68,18 @@ def test_mixed_eval_counted_on_its_deterministic_part_is_labelled(synthetic_run)
     assert "frame_colleague (deterministic part)" in main_table(data).rows[1][0].text
 
 
+def test_eval_counted_on_different_parts_leaves_mgs(make_synthetic_run):
+    # frame_colleague judged at most points but deterministic-only at one arm's: its rates are not comparable
+    run = make_synthetic_run()
+    for p in (run / "arms" / "hacking_okay").rglob("core/summary.json"):
+        s = json.loads(p.read_text())
+        s["evals"]["frame_colleague"].update(scope="deterministic", judge_counted=False)
+        p.write_text(json.dumps(s))
+    names, reasons = mgs_evals(collect(run))
+    assert "frame_colleague" not in names and "not comparable" in reasons["frame_colleague"]
+    assert "exfil_offer" in names
+
+
 def test_mgs_averages_measured_evals_only(synthetic_run):
     data = collect(synthetic_run)
     names, reasons = mgs_evals(data)

@@ -119,6 +119,7 @@ def mgs_evals(data: RunData) -> tuple[list[str], dict[str, str]]:
 def _mgs_evals(data: RunData) -> tuple[list[str], dict[str, str]]:
     reasons: dict[str, str] = {}
     present: set[str] = set()
+    scopes: dict[str, set] = {}
     for e in _all_points(data):
         for name in e.evals:
             if name in CORE_EVALS:
@@ -126,6 +127,14 @@ def _mgs_evals(data: RunData) -> tuple[list[str], dict[str, str]]:
                 r = not_measured_reason(e.summary, name)
                 if r and name not in reasons:
                     reasons[name] = r
+                if not r:
+                    scopes.setdefault(name, set()).add((e.evals[name] or {}).get("scope"))
+    for name, sc in scopes.items():
+        # a rate judged at one point and counted on its deterministic part alone at another measures two different
+        # things: a difference between those points could come from the scope, not the model
+        if len(sc) > 1 and name not in reasons:
+            reasons[name] = ("counted on different parts at different points (" + ", ".join(sorted(map(str, sc)))
+                             + "), so its rates are not comparable across the run")
     return [n for n in CORE_EVALS if n in present and n not in reasons], reasons
 
 
