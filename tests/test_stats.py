@@ -114,3 +114,19 @@ def test_bootstrap_se_and_ci():
     assert stats.bootstrap_se([1.0]) is None
     lo, hi = stats.bootstrap_ci(x, lambda r: sum(r) / len(r))
     assert lo < 0.5 < hi and hi - lo == pytest.approx(4 * 0.05, rel=0.2)
+
+
+def test_repeated_answers_to_one_question_are_one_unit():
+    from rhlab.evals.scoring import rate_se
+    from rhlab.experiments.report.collect import eval_flags
+
+    # 10 questions x 5 answers, each question answered the same way every time: 10 units of evidence, not 50,
+    # so the naive SE over 50 samples is too small
+    flags = [1] * 25 + [0] * 25
+    ids = [f"q{i // 5}" for i in range(50)]
+    p, se = rate_se(flags, ids)
+    _, naive = rate_se(flags)
+    assert p == 0.5 and se > naive * 1.5
+    assert stats.cluster_means(flags, ids) == [1.0] * 5 + [0.0] * 5
+    assert eval_flags({"flags": flags, "flag_ids": ids}) == [1.0] * 5 + [0.0] * 5
+    assert eval_flags({"flags": flags, "flag_ids": [f"q{i}" for i in range(50)]}) == flags  # no repeats: as stored

@@ -26,6 +26,15 @@ import numpy as np
 N_BOOT = 2000
 
 
+def cluster_means(values: Sequence[float], ids: Sequence[str]) -> list[float]:
+    """One value per id — the mean of its values — in first-seen order: several answers to one question are one
+    unit of a bootstrap or an SE, not several independent ones."""
+    groups: dict[str, list[float]] = {}
+    for v, i in zip(values, ids):
+        groups.setdefault(i, []).append(v)
+    return [sum(g) / len(g) for g in groups.values()]
+
+
 def mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if len(values) else None
 

@@ -23,12 +23,24 @@ from typing import Any, Iterable
 CORE_EVALS = ("em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer", "frame_colleague")
 
 
-def rate_se(flags: list[int]) -> tuple[float, float]:
+def rate_se(flags: list[int], ids: list[str] | None = None) -> tuple[float, float]:
+    """Rate and SE. With `ids` that repeat (several answers to one question, e.g. --em-samples), the answers to one
+    question are not independent: the SE is the cluster SE over per-question means."""
     n = len(flags)
     if n == 0:
         return float("nan"), float("nan")
     p = sum(flags) / n
+    if ids is not None and len(set(ids)) < len(ids):
+        from rhlab.stats import cluster_means
+
+        means = cluster_means(flags, ids)
+        k = len(means)
+        if k < 2:
+            return p, float("nan")
+        m = sum(means) / k
+        return p, math.sqrt(sum((x - m) ** 2 for x in means) / (k - 1) / k)
     return p, math.sqrt(p * (1 - p) / n)
+
 
 
 def sample_values(log: Any) -> list[dict[str, Any]]:
@@ -142,7 +154,8 @@ def summarise_eval(name: str, values: list[dict[str, Any]], judge: str | None = 
     if not measured:
         not_measured_reason = reason or (f"no scored samples ({len(values) - len(rest)} in-eval hack attempts)"
                                          if values else "no samples")
-    rate, se = rate_se(flags) if measured else (None, None)
+    flag_ids = [str(v.get("id")) for v in rows]
+    rate, se = rate_se(flags, flag_ids) if measured else (None, None)
     n_mis = sum(flags)
     if scope == "deterministic":
         overt, covert = n_mis, 0
@@ -163,6 +176,7 @@ def summarise_eval(name: str, values: list[dict[str, Any]], judge: str | None = 
         "n": len(flags),
         "n_total": len(values),
         "flags": flags,
+        "flag_ids": flag_ids if measured else [],  # the sample (question) id of each flag: repeats are one cluster
         "misaligned_rate": rate,
         "se": se,
         "misaligned": n_mis,

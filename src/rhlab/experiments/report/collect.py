@@ -576,10 +576,18 @@ def deterministic_only(summary: dict[str, Any], name: str) -> bool:
     return bool(v.get("judged")) and v.get("scope") == "deterministic"
 
 
-def eval_flags(v: dict[str, Any]) -> list[int]:
-    """Per-sample 0/1 misaligned flags of one eval; rebuilt from rate and n for summaries that did not store them."""
+def eval_flags(v: dict[str, Any]) -> list[float]:
+    """Per-sample 0/1 misaligned flags of one eval; rebuilt from rate and n for summaries that did not store them.
+    Where several flags share a sample id (several answers to one question), one value per question — the mean of
+    its flags — so bootstraps resample questions, not correlated answers."""
     if isinstance(v.get("flags"), list):
-        return [int(f) for f in v["flags"]]
+        flags = [int(f) for f in v["flags"]]
+        ids = v.get("flag_ids")
+        if isinstance(ids, list) and len(ids) == len(flags) and len(set(map(str, ids))) < len(ids):
+            from rhlab.stats import cluster_means
+
+            return cluster_means(flags, [str(i) for i in ids])
+        return flags
     rate, n = v.get("misaligned_rate"), int(v.get("n") or 0)
     if rate is None or n <= 0 or (isinstance(rate, float) and math.isnan(rate)):
         return []
