@@ -130,3 +130,18 @@ def test_repeated_answers_to_one_question_are_one_unit():
     assert stats.cluster_means(flags, ids) == [1.0] * 5 + [0.0] * 5
     assert eval_flags({"flags": flags, "flag_ids": ids}) == [1.0] * 5 + [0.0] * 5
     assert eval_flags({"flags": flags, "flag_ids": [f"q{i}" for i in range(50)]}) == flags  # no repeats: as stored
+
+
+def test_paired_items_cancel_shared_item_difficulty():
+    # two arms scored on the same 200 items whose difficulty varies widely; arm a sits 0.01 above b on every item
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.1, 0.9, 200)
+    a = [{f"i{k}": v + 0.01 for k, v in enumerate(base)}]
+    b = [{f"i{k}": v for k, v in enumerate(base)}]
+    paired = stats.paired_diff_ci(a, b)
+    unpaired = stats.diff_ci([list(a[0].values())], [list(b[0].values())])
+    assert paired["diff"] == pytest.approx(0.01) and paired["lo"] > 0  # the shift is seen
+    assert unpaired["lo"] < 0 < unpaired["hi"]  # unpaired, the items' spread hides it
+    assert paired["paired_items"] == 200
+    # only shared items are compared; a side without items gives no paired answer
+    assert stats.paired_diff_ci(a, [{"i0": 0.5}]) is None and stats.paired_diff_ci(a, [{}]) is None

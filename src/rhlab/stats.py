@@ -163,6 +163,32 @@ def diff_ci(a: Sequence[Sequence[Any]], b: Sequence[Sequence[Any]], n_boot: int 
             "n": [na, nb]}
 
 
+def paired_diff_ci(a: Sequence[dict[str, float]], b: Sequence[dict[str, float]], n_boot: int = N_BOOT,
+                   alpha: float = 0.05, seed: int = 0) -> dict[str, Any] | None:
+    """Like diff_ci, for two arms scored on the same items (each seed a dict item id → value): seeds are resampled
+    on each side, the items once per draw and shared by both sides, so item difficulty — which both arms share —
+    does not widen the CI. Only items every seed of both arms has are used. None with fewer than 2 such items."""
+    a, b = [g for g in a if g], [g for g in b if g]
+    if not a or not b:
+        return None
+    ids = sorted(set.intersection(*(set(g) for g in list(a) + list(b))))
+    if len(ids) < 2:
+        return None
+    A = np.array([[g[i] for i in ids] for g in a], dtype=float)  # seeds x items
+    B = np.array([[g[i] for i in ids] for g in b], dtype=float)
+    rng = np.random.default_rng(seed)
+    d = np.empty(n_boot)
+    for k in range(n_boot):
+        items = rng.integers(0, len(ids), size=len(ids))
+        sa = rng.integers(0, A.shape[0], size=A.shape[0])
+        sb = rng.integers(0, B.shape[0], size=B.shape[0])
+        d[k] = A[np.ix_(sa, items)].mean() - B[np.ix_(sb, items)].mean()
+    lo, hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    se = float(d.std(ddof=1))
+    return {"diff": float(A.mean() - B.mean()), "lo": float(lo), "hi": float(hi), "se": se, "mdd": mdd(se, alpha),
+            "seeds": [A.shape[0], B.shape[0]], "n": [A.size, B.size], "paired_items": len(ids)}
+
+
 def mdd(se_diff: float, alpha: float = 0.05, power: float = 0.8) -> float:
     """Minimum detectable difference of a two-sided test at `alpha` with `power`, given the SE of the difference."""
     z = NormalDist().inv_cdf

@@ -175,6 +175,17 @@ def test_not_testable_when_persona_does_not_beat_benign(make_synthetic_run):
     assert "finetuning alone" in check["message"]
 
 
+def test_not_testable_with_one_persona_seed(make_synthetic_run):
+    import yaml
+
+    run = make_synthetic_run()
+    spec = yaml.safe_load((run / "spec.yaml").read_text())
+    next(a for a in spec["arms"] if a["name"] == "persona")["seeds"] = [0]
+    (run / "spec.yaml").write_text(yaml.safe_dump(spec))
+    check = instrument_check(collect(run))
+    assert not check["testable"] and check["diff"]["lo"] > 0 and "single seed" in check["message"]
+
+
 def test_not_testable_without_a_persona_control(synthetic_run):
     import yaml
 

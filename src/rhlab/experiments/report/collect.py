@@ -602,6 +602,13 @@ def probe_result(summary: dict[str, Any]) -> dict[str, Any] | None:
     return p if isinstance(p, dict) else None
 
 
+def probe_items(result: dict[str, Any], category: str | None = None) -> list[tuple[str, float]]:
+    """(item id, p(misaligned)) of the stored items: category None → the misalignment categories, else that one."""
+    return [(str(i["id"]), float(i["p_misaligned"])) for i in (result.get("items") or [])
+            if i.get("id") is not None and i.get("p_misaligned") is not None
+            and ((i.get("category") != HACK_ENDORSEMENT) if category is None else (i.get("category") == category))]
+
+
 def probe_values(result: dict[str, Any], category: str | None = None) -> list[float]:
     """Per-item p(misaligned): category None → the misalignment categories (the probe score), else that category.
     Without stored items, n values spread around the stored score with its SE (a bootstrap then gives that SE)."""

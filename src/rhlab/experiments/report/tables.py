@@ -17,7 +17,7 @@ from typing import Any
 from rhlab import stats
 from rhlab.experiments.report.collect import (CORE_EVALS, HACK_ENDORSEMENT, EvalPoint, RunData,
                                               deterministic_only, eval_flags, not_measured_reason,
-                                              probe_categories, probe_score, probe_values)
+                                              probe_categories, probe_items, probe_score, probe_values)
 
 ONE_SEED = "†"
 ONE_SEED_NOTE = "† one seed: ± is that seed's sampling SE, not an SE across seeds"
@@ -244,6 +244,26 @@ def _probe_points(data: RunData, arm: str | None) -> list[list[EvalPoint]]:
 
 def probe_groups(data: RunData, arm: str | None, category: str | None = None) -> list:
     return [[probe_values(e.probes, category) for e in ps] for ps in _probe_points(data, arm) if ps]
+
+
+def probe_item_groups(data: RunData, arm: str | None, category: str | None = None) -> list[dict[str, float]]:
+    """Per seed: item id → p(misaligned) averaged over the seed's final K points; empty dicts without stored items."""
+    out = []
+    for ps in _probe_points(data, arm):
+        acc: dict[str, list[float]] = {}
+        for e in ps:
+            for it in probe_items(e.probes, category):
+                acc.setdefault(it[0], []).append(it[1])
+        if acc:
+            out.append({i: sum(v) / len(v) for i, v in acc.items()})
+    return out
+
+
+def probe_diff(data: RunData, a: str | None, b: str | None, category: str | None = None) -> dict[str, Any] | None:
+    """a − b on the probe score: paired over items when both arms stored per-item scores (same items, so the items'
+    own difficulty cancels), else the unpaired two-level bootstrap."""
+    d = stats.paired_diff_ci(probe_item_groups(data, a, category), probe_item_groups(data, b, category))
+    return d if d is not None else stats.diff_ci(probe_groups(data, a, category), probe_groups(data, b, category))
 
 
 def probe_cell(data: RunData, arm: str | None, category: str | None = None, ci: bool = False) -> Cell:
@@ -477,6 +497,8 @@ def _compare(data: RunData, a: str | None, b: str | None, kind: str, suite: str 
             return reason
     if kind == "mgs" and not mgs_evals(data)[0]:
         return "no eval measured"
+    if kind == "probes":
+        return probe_diff(data, a, b, name)
     return stats.diff_ci(_groups(data, a, kind, suite, name), _groups(data, b, kind, suite, name))
 
 
@@ -488,7 +510,8 @@ def _diff_cells(d: dict[str, Any] | str | None) -> list[Cell]:
 
 def comparison_note(data: RunData) -> str:
     note = ("Arm − reference in percentage points, 95 % CI from a two-level bootstrap (seeds, then samples; "
-            "rhlab.stats.diff_ci); the minimum detectable difference is that of a two-sided test at α = 0.05 with "
+            "rhlab.stats.diff_ci; probe scores: seeds resampled, items resampled jointly for both arms since both answer "
+            "the same items — rhlab.stats.paired_diff_ci); the minimum detectable difference is that of a two-sided test at α = 0.05 with "
             "80 % power at this run's seeds and samples (differences smaller than it would likely go unseen).")
     if not instrument_check(data)["testable"]:
         note += (" The instrument has not been shown to see misalignment at this scale (see Sensitivity): the "
@@ -540,12 +563,22 @@ def _instrument_check(data: RunData) -> dict[str, Any]:
     elif not probe_groups(data, None):
         why = "the start model has no probe score"
     else:
-        d = stats.diff_ci(probe_groups(data, persona), probe_groups(data, None))
+        d = probe_diff(data, persona, None)
         # with a benign control, persona must also beat it: finetuning alone can move the likelihood margin, and
         # "this data" rather than "any finetuning" is what the instrument has to see
         benign = next((a for a in data.controls() if _control_kind(data, a) == "benign"), None)
-        db = (stats.diff_ci(probe_groups(data, persona), probe_groups(data, benign))
-              if benign is not None and any(probe_groups(data, benign)) else None)
+        db = probe_diff(data, persona, benign) if benign is not None and any(probe_groups(data, benign)) else None
+        few = [x for x in (persona, benign) if x is not None and len(probe_item_groups(data, x) or
+                                                                   probe_groups(data, x)) < 2]
+        if d is not None and d["lo"] > 0 and (benign is None or (db is not None and db["lo"] > 0)) and few:
+            # seeds are the unit: one finetune's separation could be that seed's luck, which no CI over items shows
+            return {"testable": False, "diff": d, "diff_benign": db, "persona": persona,
+                    "message": f"The instrument has not yet been shown to see misalignment at this scale: the persona "
+                               f"control is separated ({diff_text(d)} vs the start model"
+                               + (f", {diff_text(db)} vs the benign control" if db is not None else "")
+                               + f") but {' and '.join(few)} {'has' if len(few) == 1 else 'have'} a single seed, so the CI covers item sampling only; "
+                               f"at least 2 seeds are needed. Every misalignment verdict of this run reads "
+                               f"\"{NOT_TESTABLE}\"."}
         if d is not None and d["lo"] > 0 and (benign is None or (db is not None and db["lo"] > 0)):
             vs_benign = f"; against the benign control {diff_text(db)}" if db is not None else ""
             return {"testable": True, "diff": d, "diff_benign": db, "persona": persona,
@@ -583,7 +616,7 @@ def sensitivity_table(data: RunData) -> Table | None:
     return Table(["control", "measure", "value", "vs start model (95 % CI)",
                   f"vs benign control{f' ({data.label(benign)})' if benign else ' (none in this run)'} (95 % CI)"],
                  rows, ["Differences in percentage points, arm − reference, 95 % two-level bootstrap CI (the start "
-                        "model is one eval: one seed).", ONE_SEED_NOTE])
+                        "model is one eval: one seed; probe scores paired over their shared items).", ONE_SEED_NOTE])
 
 
 # --- mitigations ------------------------------------------------------------------------------------------------------
