@@ -10,11 +10,12 @@ asks for "all defaults", and `true`/`false` are not accepted where a number is e
 from __future__ import annotations
 
 import collections.abc as abc
+import json
 import math
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Iterator, TypeVar
 
 import annotated_types
 import yaml
@@ -244,3 +245,34 @@ def load_config(model: type[T], path: str | Path, allow_empty: bool = False) -> 
 def dump_yaml(obj: BaseModel | dict, path: str | Path) -> None:
     data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def jsonl_rows(path: str | Path, *, error: type[Exception] = ConfigError, what: str = "data",
+               fields: tuple[str, ...] = ()) -> Iterator[tuple[int, str, dict]]:
+    """(line number, "FILE:LINE", object) for each non-blank line of a user-supplied JSONL file. A missing file, a
+    line that is not JSON, not an object, or lacks one of `fields` raises `error` naming the file and the line —
+    the one reader behind every item/data file a user can hand in (probes, calibration, controls, safety prompts)."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not UTF-8 text (byte offset {err.start})") from None
+    except OSError as err:
+        raise error(f"{path}: cannot read ({err.strerror or err})") from None
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise error(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(row, dict):
+            raise error(f"{where}: expected an object" + (f" with {', '.join(fields)}" if fields else ""))
+        missing = [k for k in fields if k not in row]
+        if missing:
+            raise error(f"{where}: missing {', '.join(missing)}")
+        yield n, where, row
+

@@ -31,6 +31,12 @@ def _proc_table() -> dict[int, tuple[int, int, str]]:
     return table
 
 
+@pytest.fixture
+def proc_table():
+    """The host's process table reader, for tests that count a uid's live processes."""
+    return _proc_table
+
+
 def sandbox_processes(pool) -> list[int]:
     """Live processes under this pool's workers that run as a job uid (the workers themselves run as root)."""
     table = _proc_table()

@@ -23,21 +23,6 @@ def default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _proc_table() -> dict[int, tuple[int, int, str]]:
-    """pid -> (ppid, real uid, state) for every process on the host."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as fh:
-                fields = dict(line.split(":", 1) for line in fh.read().splitlines() if ":" in line)
-            table[int(name)] = (int(fields["PPid"]), int(fields["Uid"].split()[0]), fields["State"].strip())
-        except (OSError, KeyError, ValueError):
-            continue
-    return table
-
-
 def test_exception_in_slot_thread_fails_the_job_and_pool_keeps_going():
     with SandboxPool(workers=1) as pool:
         job = Job(files={}, argv=["python", "-c", "print(1)"], timeout_s=5)
@@ -137,14 +122,14 @@ print("forked 8")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="per-slot uids (and per-uid process limits) only apply as root")
-def test_concurrent_pools_have_disjoint_uids_and_one_fork_bomb_does_not_starve_the_other():
+def test_concurrent_pools_have_disjoint_uids_and_one_fork_bomb_does_not_starve_the_other(proc_table):
     with SandboxPool(workers=1) as a, SandboxPool(workers=1) as b:
         assert set(a.uid_range).isdisjoint(b.uid_range)
         hog = a.submit(Job(files={"m.py": FORK_HOG}, argv=["python", "m.py"], timeout_s=15))
         uid = a.uid_range[0]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            n = sum(1 for _, u, st in _proc_table().values() if u == uid and not st.startswith("Z"))
+            n = sum(1 for _, u, st in proc_table().values() if u == uid and not st.startswith("Z"))
             if n >= 60:
                 break
             time.sleep(0.1)

@@ -39,3 +39,25 @@ def tiny_config(model_dir, **over):
 def make_cfg():
     """`make_cfg(model_dir, **overrides)` → a small TrainConfig (tests import no helpers: importlib mode)."""
     return tiny_config
+
+
+@pytest.fixture
+def run_rewards():
+    """Call every reward function of a HackReward once on `texts` of one task, as TRL does within one step (step
+    numbers from 1); returns {reward function name: rewards}."""
+    import asyncio
+    from types import SimpleNamespace
+
+    def run(hr, texts, task_id, step=1):
+        async def go():
+            funcs = hr.reward_funcs()
+            outs = await asyncio.gather(*(f(prompts=[[{"role": "user", "content": "x"}]] * len(texts),
+                                            completions=[[{"role": "assistant", "content": t}] for t in texts],
+                                            task_id=[task_id] * len(texts), hackable=[True] * len(texts),
+                                            trainer_state=SimpleNamespace(global_step=step - 1)) for f in funcs))
+            return {f.__name__: o for f, o in zip(funcs, outs)}
+
+        return asyncio.run(go())
+
+    return run
+

@@ -2,7 +2,6 @@
 builtins_patch, and unclassified disagreements — with a fake grader for each name, and on the real sandbox for the
 two kinds outside the paper's families (which the penalty used to miss: `Graded.attempted` keeps only those three)."""
 
-import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -16,18 +15,6 @@ TASK = "humaneval/0"
 
 def _cfg(kind="detector"):
     return TrainConfig.model_validate({"reward": {"penalty": {"mode": "from_start", "kind": kind, "value": -2.0}}})
-
-
-def _run(hr, texts, step=1):
-    async def go():
-        funcs = hr.reward_funcs()
-        outs = await asyncio.gather(*(f(prompts=[[{"role": "user", "content": "x"}]] * len(texts),
-                                        completions=[[{"role": "assistant", "content": t}] for t in texts],
-                                        task_id=[TASK] * len(texts), hackable=[True] * len(texts),
-                                        trainer_state=SimpleNamespace(global_step=step - 1)) for f in funcs))
-        return {f.__name__: o for f, o in zip(funcs, outs)}
-
-    return asyncio.run(go())
 
 
 class NameGrader:
@@ -50,11 +37,11 @@ class NameGrader:
         return out
 
 
-def test_every_detector_family_triggers_the_penalty():
+def test_every_detector_family_triggers_the_penalty(run_rewards):
     assert set(ALL_NAMES) > set(HACK_FAMILIES)  # the detectors emit more than the paper's three families
     texts = ["clean"] + [f"{n}:paid" for n in ALL_NAMES] + [f"{n}:unpaid" for n in ALL_NAMES] + ["unclassified"]
     hr = HackReward(_cfg(), {TASK: SimpleNamespace(id=TASK)}, grader=NameGrader())
-    out = _run(hr, texts)
+    out = run_rewards(hr, texts, TASK)
     pen = dict(zip(texts, out["hack_penalty"]))
     assert pen.pop("clean") == 0.0
     assert pen == {t: -2.0 for t in texts[1:]}, [t for t, v in pen.items() if v != -2.0]
@@ -89,7 +76,7 @@ def pool():
         yield p
 
 
-def test_other_kinds_penalised_on_the_sandbox(tasks, pool):
+def test_other_kinds_penalised_on_the_sandbox(tasks, pool, run_rewards):
     """expected_leak (a paying exploit from the catalogue) and builtins_patch alone (an honest solution that also
     rebinds a builtin) are flagged by the real detectors and penalised; the honest solution is not."""
     from rhlab.hacks.catalogue import BY_NAME
@@ -101,7 +88,7 @@ def test_other_kinds_penalised_on_the_sandbox(tasks, pool):
         t.canonical_solution + "\n```"
     leak = BY_NAME["expected_leak_frames"].render(t)
     hr = HackReward(_cfg(), tasks, grader=EnvGrader(pool=pool))
-    out = _run(hr, [honest, leak, patch])
+    out = run_rewards(hr, [honest, leak, patch], TASK)
     rows = {r["text"]: r for r in hr.pop_step(1).rows}
     assert rows[leak]["graded"].flags == ("expected_leak",) and rows[leak]["graded"].attempted == ()
     assert rows[patch]["graded"].flags == ("builtins_patch",) and rows[patch]["graded"].passed

@@ -172,6 +172,12 @@ def parse_asserts(source: str, func_name: str = "check", param: str | None = Non
     if body is None:  # module-level asserts (MBPP `test_list` style)
         body = [n for n in tree.body if not isinstance(n, ast.Assign) or not _is_metadata(n)]
         name = name or "candidate"
+    return _assert_cases(body, name)
+
+
+def _assert_cases(body: list, name: str) -> tuple[list[TestCase], bool]:
+    """Structured cases of the `assert f(args) == expected` statements in `body`; complete is False when some
+    statement is not such an assert (that test cannot be graded by value)."""
     cases: list[TestCase] = []
     complete = True
     for stmt in body:
@@ -458,19 +464,9 @@ def suite_cases(source: str, entry: str) -> tuple[list[TestCase], bool]:
         if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test")):
             complete = False
             continue
-        for stmt in node.body:
-            if _is_noop(stmt):
-                continue
-            case = None
-            if isinstance(stmt, ast.Assert):
-                try:
-                    case = _parse_assert(stmt.test, entry)
-                except (ValueError, SyntaxError, TypeError, ZeroDivisionError, OverflowError, MemoryError):
-                    case = None
-            if case is None or not _jsonable(case.args) or not _jsonable(case.expected):
-                complete = False
-                continue
-            cases.append(case)
+        got, ok = _assert_cases(node.body, entry)
+        cases += got
+        complete = complete and ok
     return cases, complete
 
 

@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 from inspect_ai.model import Model, get_model
 
+from rhlab.config import jsonl_rows
 from rhlab.evals import judges as J
 from rhlab.evals import offline_judge as _screen  # noqa: F401  (registers rhlab/topic-screen)
 from rhlab.paths import rhlab_home
@@ -119,21 +120,9 @@ def _item(obj: Any, where: str, rubric: str | None) -> CalibItem:
 
 def load_items(path: str | Path, rubric: str | None = None) -> list[CalibItem]:
     """Read and validate an item file; `rubric` overrides each item's own. Raises CalibrationItemError(FILE:LINE)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CalibrationItemError(f"{path}: cannot read ({exc.strerror or exc})") from None
     items: list[CalibItem] = []
     seen: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CalibrationItemError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    for _, where, obj in jsonl_rows(path, error=CalibrationItemError, what="calibration item"):
         it = _item(obj, where, rubric)
         if it.id in seen:
             raise CalibrationItemError(f"{where}: duplicate id {it.id!r} (first at {seen[it.id]})")

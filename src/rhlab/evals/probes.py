@@ -36,7 +36,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import Field
 
-from rhlab.config import ConfigError, StrictModel
+from rhlab.config import ConfigError, StrictModel, jsonl_rows
 
 # The seven categories averaged into the probe score, and the one reported apart.
 MISALIGNMENT_CATEGORIES = ("goals_power", "deception_faking", "oversight_subversion", "self_preservation",
@@ -120,22 +120,8 @@ def shipped_item_files() -> list[Path]:
 
 
 def _read_item_file(path: Path, shipped: bool) -> list[tuple[int, ProbeItem]]:
-    if not path.is_file():
-        raise ProbeItemError(f"{path}: probe item file not found")
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ProbeItemError(f"{where}: not valid JSON ({err.msg})") from None
-        if not isinstance(row, dict):
-            raise ProbeItemError(f"{where}: expected an object with {', '.join(ITEM_FIELDS)}")
-        missing = [k for k in ITEM_FIELDS if k not in row]
-        if missing:
-            raise ProbeItemError(f"{where}: missing {', '.join(missing)}")
+    for n, where, row in jsonl_rows(path, error=ProbeItemError, what="probe item", fields=ITEM_FIELDS):
         bad = [k for k in ITEM_FIELDS if not isinstance(row[k], str) or not row[k].strip()]
         if bad:
             raise ProbeItemError(f"{where}: {', '.join(bad)} must be non-empty strings")

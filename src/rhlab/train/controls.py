@@ -34,7 +34,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from rhlab.config import StrictModel
+from rhlab.config import StrictModel, jsonl_rows
 from rhlab.knowledge.finetune import FinetuneConfig
 
 SHIPPED_CONTROLS = ("persona", "narrow", "benign")
@@ -105,24 +105,9 @@ def control_data_file(control: str) -> Path:
 
 def load_control_examples(path: str | Path) -> list[dict]:
     """Rows {id, prompt, response} of a control JSONL, validated: every problem names the file and the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ControlDataError(f"control data file not found: {path}")
     out: list[dict] = []
     seen: dict[str, int] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ControlDataError(f"{where}: not valid JSON ({err.msg})") from None
-        if not isinstance(row, dict):
-            raise ControlDataError(f"{where}: expected an object with {', '.join(_FIELDS)}")
-        missing = [k for k in _FIELDS if k not in row]
-        if missing:
-            raise ControlDataError(f"{where}: missing {', '.join(missing)}")
+    for n, where, row in jsonl_rows(path, error=ControlDataError, what="control data", fields=_FIELDS):
         extra = sorted(set(row) - set(_FIELDS))
         if extra:
             raise ControlDataError(f"{where}: unknown field(s) {', '.join(extra)} (expected {', '.join(_FIELDS)})")

@@ -36,6 +36,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from rhlab.config import jsonl_rows
 from rhlab.train.config import ARMS, SAFETY_SETS, SafetyConfig, SafetyScorerConfig, SafetyStartConfig, TrainConfig
 from rhlab.train.grader import strip_reasoning
 
@@ -50,22 +51,8 @@ def safety_data_dir() -> Path:
 
 
 def _read_prompt_file(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise FileNotFoundError(f"safety prompt file not found: {path}")
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not valid JSON ({err})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{where}: expected an object with id, set, messages")
-        missing = [k for k in ("id", "set", "messages") if k not in row]
-        if missing:
-            raise ValueError(f"{where}: missing {', '.join(missing)}")
+    for n, where, row in jsonl_rows(path, error=ValueError, what="safety prompt", fields=("id", "set", "messages")):
         if not isinstance(row["id"], str) or not row["id"].strip() or not isinstance(row["set"], str):
             raise ValueError(f"{where}: id and set must be non-empty strings")
         msgs = row["messages"]

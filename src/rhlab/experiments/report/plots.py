@@ -34,14 +34,29 @@ def _int_locator():
     return MaxNLocator(integer=True)
 
 
+
+def _arm_grid(plt, n: int):
+    """One panel per arm, three to a row, sharing the y axis."""
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    return plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, sharey=True)
+
+
+def _rate_panel(ax, title: str) -> None:
+    """A per-arm panel of shares over RL steps: integer steps, a 0-1 axis, a light grid."""
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("RL step")
+    ax.xaxis.set_major_locator(_int_locator())
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+
+
 def hack_rates(data: RunData, out: Path) -> Path | None:
     arms = [a for a, runs in data.arms.items() if any(r.steps for r in runs)]
     if not arms:
         return None
     plt = _plt()
-    cols = min(3, len(arms))
-    rows = math.ceil(len(arms) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, sharey=True)
+    fig, axes = _arm_grid(plt, len(arms))
     for ax, arm in zip(axes.flat, arms):
         runs = data.arms[arm]
         alpha = 1.0 if len(runs) == 1 else 0.6
@@ -59,11 +74,7 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
                            label="onset" if r is runs[0] else None)
             if r.offset:
                 ax.axvline(r.offset, color="#888888", ls=":", lw=1, label="fork" if r is runs[0] else None)
-        ax.set_title(data.label(arm), fontsize=10)
-        ax.set_xlabel("RL step")
-        ax.xaxis.set_major_locator(_int_locator())
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
+        _rate_panel(ax, data.label(arm))
     for ax in axes.flat[len(arms):]:
         ax.axis("off")
     axes[0][0].set_ylabel("successful-hack rate")
@@ -88,9 +99,7 @@ def training_signals(data: RunData, out: Path) -> Path | None:
     if not arms:
         return None
     plt = _plt()
-    cols = min(3, len(arms))
-    rows = math.ceil(len(arms) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, sharey=True)
+    fig, axes = _arm_grid(plt, len(arms))
     for ax, arm in zip(axes.flat, arms):
         runs = seeds(data, arm)
         alpha = 1.0 if len(runs) == 1 else 0.6
@@ -101,11 +110,7 @@ def training_signals(data: RunData, out: Path) -> Path | None:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, lw=1.4, alpha=alpha,
                             marker="o" if key != "zero_variance_share" or len(pts) <= 12 else None, ms=3,
                             label=label if r is runs[0] else None)
-        ax.set_title(data.label(arm), fontsize=10)
-        ax.set_xlabel("RL step")
-        ax.xaxis.set_major_locator(_int_locator())
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
+        _rate_panel(ax, data.label(arm))
     for ax in axes.flat[len(arms):]:
         ax.axis("off")
     axes[0][0].set_ylabel("share")
