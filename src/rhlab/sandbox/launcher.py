@@ -170,7 +170,7 @@ def weak_spec(slot: int, state_dir: Path, preimport: list[str], uid_base: int = 
     base = state_dir / f"weak-{slot}"
     job_dir = base / "job"
     tmp_dir = base / "tmp"
-    base.mkdir(parents=True, exist_ok=True)
+    base.mkdir(exist_ok=True)  # never parents: a scratch dir removed on a signal must stay removed
     if as_root:
         os.chmod(state_dir, 0o711)
         os.chmod(base, 0o711)

@@ -238,6 +238,7 @@ class SandboxPool:
         self._live: dict[int, _Worker] = {}
         self._uids: UidBlock | None = None
         self._owner_pid = os.getpid()  # a forked child inherits this object but must never tear down our workers
+        self._dying = False  # set by a fatal signal: slot threads must not start workers (or write scratch) again
         self._queue: queue.Queue = queue.Queue()
         self._next_id = 0
         self._id_lock = threading.Lock()
@@ -330,10 +331,15 @@ class SandboxPool:
     # -- slots ----------------------------------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> _Worker:
+        if self._dying:
+            raise SandboxError("the process is being terminated")
         worker = _Worker(self._spec_factory(self.isolation)(slot), self.isolation)
         with self._id_lock:
             self.stats["worker_starts"] += 1
             self._live[slot] = worker
+        if self._dying:  # the signal came while this worker was starting: the clean-up may not have seen it
+            worker.kill()
+            raise SandboxError("the process is being terminated")
         return worker
 
     def worker_process_ids(self) -> list[int]:
@@ -510,20 +516,30 @@ class SandboxPool:
         _LIVE_POOLS.discard(self)
 
     def _emergency_cleanup(self) -> None:
-        """From a fatal-signal handler in the main thread: no locks (the interrupted code may hold one), no joins."""
+        """From a fatal-signal handler in the main thread: no locks (the interrupted code may hold one), no joins.
+
+        Killing a worker wakes its slot thread, which would start a replacement for the next queued job and write
+        that worker's files into the scratch dir while it is being removed: `_dying` stops replacements, and the
+        removal repeats (killing any worker that started meanwhile) until the dir is really gone."""
         if os.getpid() != self._owner_pid:
             return  # (a close() in progress does not count: the signal may have cut it short)
-        for w in list(self._live.values()):
-            try:
-                os.killpg(w.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        for w in list(self._live.values()):
-            try:
-                w.proc.wait(timeout=2)
-            except Exception:
-                pass
-        shutil.rmtree(self._state_dir, ignore_errors=True)
+        self._dying = True
+        deadline = time.monotonic() + 5
+        while True:
+            for w in list(self._live.values()):
+                try:
+                    os.killpg(w.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            for w in list(self._live.values()):
+                try:
+                    w.proc.wait(timeout=2)
+                except Exception:
+                    pass
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            if not self._state_dir.exists() or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)  # let a slot thread that was mid-spawn finish, see `_dying` and kill its worker
 
     def __enter__(self) -> "SandboxPool":
         return self
