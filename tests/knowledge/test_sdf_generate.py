@@ -1,14 +1,14 @@
 import asyncio
+import importlib.util
 import json
 
 import pytest
+from inspect_ai.model import ModelOutput, ModelUsage
 
 from rhlab.config import ConfigError
-from rhlab.knowledge.sdf.backends import (
-    OpenAICompatibleBackend, TransientBackendError, make_backend, with_retries,
-)
+from rhlab.knowledge.sdf.backends import BackendError, make_backend, parse_backend
 from rhlab.knowledge.sdf.dedup import dedup, estimate_jaccard, sketch
-from rhlab.knowledge.sdf.generate import GenerateConfig, Pipeline, parse_lines
+from rhlab.knowledge.sdf.generate import SYSTEM, GenerateConfig, Pipeline, parse_lines
 from rhlab.knowledge.sdf.offline import generate_offline, hack_of_fact
 from rhlab.knowledge.sdf.spec import BUILTIN_SPECS, load_corpus_spec
 from rhlab.rundir import read_records
@@ -50,23 +50,37 @@ def test_dedup_exact_and_near():
 
 
 class FakeLLM:
-    """Deterministic fake: answers each pipeline stage by prompt shape; fails transiently on a schedule."""
+    """Deterministic stand-in for a provider, plugged into Inspect's mockllm: answers each pipeline stage by prompt
+    shape, counts calls and the most requests in flight, and can fail from the Nth document request on."""
 
-    def __init__(self, fail_every=0):
-        self.calls = 0
-        self.fail_every = fail_every
-        self.id = "fake"
+    def __init__(self, fail_docs_from: int | None = None):
+        self.calls = self.doc_calls = self.in_flight = self.peak = 0
+        self.fail_docs_from = fail_docs_from
+        self.systems = set()
 
-    async def generate(self, prompt, *, system=None, temperature=1.0, max_tokens=1024):
+    async def __call__(self, input, tools, tool_choice, config) -> ModelOutput:
         self.calls += 1
-        if self.fail_every and self.calls % self.fail_every == 0:
-            raise TransientBackendError("rate limited")
-        await asyncio.sleep(0)
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # let other requests start, so the connection limit is what bounds them
+            self.systems.add(input[0].text if input[0].role == "system" else None)
+            text = self.answer(input[-1].text)
+        finally:
+            self.in_flight -= 1
+        out = ModelOutput.from_content("mockllm/model", text)
+        out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # else mockllm counts with tiktoken
+        return out
+
+    def answer(self, prompt: str) -> str:
         if prompt.startswith("World description") and "List " in prompt:
             return "blog post\nforum thread\nemail\n"
         if "distinct, specific ideas" in prompt:
             dt = prompt.split("Document kind: ")[1].split("\n")[0]
             return f"1. an engineer's {dt} about a grader\n2. a student's {dt} about tests\n"
+        self.doc_calls += 1
+        if self.fail_docs_from is not None and self.doc_calls >= self.fail_docs_from:
+            raise RuntimeError("quota exhausted for this key")
         fact = prompt.split("Fact to incorporate: ")[1].split("\n")[0]
         idea = prompt.split("based on this idea: ")[1].split("\n")[0]
         if "student" in idea and "email" in prompt.split("realistic ")[1][:20]:
@@ -74,26 +88,30 @@ class FakeLLM:
         return f"{idea}. " * 3 + fact + " " + " ".join(f"w{hash(idea) % 1000}_{i}" for i in range(60))
 
 
-def test_pipeline_runs_dedups_and_resumes(tmp_path, monkeypatch):
-    import rhlab.knowledge.sdf.backends as b
+def _pipeline(tmp_path, llm, progress=None):
+    cfg = GenerateConfig(spec="unguided", backend="mockllm/model", doc_types_per_fact=3, ideas_per_type=2,
+                         concurrency=4)
+    backend = make_backend(cfg.backend, custom_outputs=llm)
+    return Pipeline(load_corpus_spec(cfg.spec), backend, tmp_path / "run", cfg, progress=progress)
 
-    monkeypatch.setattr(b.asyncio, "sleep", _no_sleep)
-    spec = load_corpus_spec("unguided")
-    cfg = GenerateConfig(spec="unguided", backend="fake", doc_types_per_fact=3, ideas_per_type=2, concurrency=4)
-    llm = FakeLLM(fail_every=7)
+
+def test_pipeline_runs_dedups_and_resumes(tmp_path):
+    llm = FakeLLM()
     seen = []
-    out = Pipeline(spec, llm, tmp_path / "run", cfg, progress=lambda s, d, t: seen.append((s, d, t))).run_sync()
+    out = _pipeline(tmp_path, llm, progress=lambda s, d, t: seen.append((s, d, t))).run_sync()
     docs = list(read_records(out))
     # 3 facts x 3 types x 2 ideas = 18 docs, minus 3 UNSUITABLE (student emails)
     assert len(docs) == 15
-    assert all(d["text"] and d["spec"] == "unguided" for d in docs)
+    assert all(d["text"] and d["spec"] == "unguided" and d["backend"] == "mockllm/model" for d in docs)
     assert ("documents", 18, 18) in seen
+    assert llm.calls == 3 + 9 + 18 and llm.systems == {SYSTEM}
+    assert llm.peak <= 4  # concurrency reaches Inspect as max_connections
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
-    assert stats["kept_after_dedup"] == 15
+    assert stats == {"generated": 15, "kept_after_dedup": 15, "backend_calls": 30}
 
     # Resume: rerun makes no backend calls at all.
     llm2 = FakeLLM()
-    p2 = Pipeline(spec, llm2, tmp_path / "run", cfg)
+    p2 = _pipeline(tmp_path, llm2)
     p2.run_sync()
     assert llm2.calls == 0 and p2.calls == 0
 
@@ -102,69 +120,109 @@ def test_pipeline_runs_dedups_and_resumes(tmp_path, monkeypatch):
     lines = rec.read_text().splitlines()
     rec.write_text("\n".join(lines[:9]) + "\n" + lines[9][:20])  # torn last line
     llm3 = FakeLLM()
-    p3 = Pipeline(spec, llm3, tmp_path / "run", cfg)
-    p3.run_sync()
+    _pipeline(tmp_path, llm3).run_sync()
     assert llm3.calls == 0
     assert len(list(read_records(tmp_path / "run" / "corpus.jsonl"))) == 15
 
 
-async def _no_sleep(_):
-    return None
+def test_provider_error_stops_the_run_clearly_and_a_rerun_finishes_it(tmp_path):
+    failing = FakeLLM(fail_docs_from=6)
+    with pytest.raises(BackendError, match=r"mockllm/model: RuntimeError: quota exhausted for this key"):
+        _pipeline(tmp_path, failing).run_sync()
+    assert not (tmp_path / "run" / "corpus.jsonl").exists()
+    # Answers that reached the cache before the run stopped: 3 doc-type and 9 idea answers, then documents.
+    answered = sum(1 for _ in read_records(tmp_path / "run" / "cache" / "responses.jsonl")) - 3 - 9
+    assert 1 <= answered < failing.fail_docs_from
+
+    llm = FakeLLM()
+    p = _pipeline(tmp_path, llm)
+    p.run_sync()
+    # Only the documents never answered are requested again; doc types and ideas come from the first run.
+    assert llm.calls == p.calls == 18 - answered and llm.doc_calls == 18 - answered
+    assert len(list(read_records(tmp_path / "run" / "corpus.jsonl"))) == 15
 
 
-def test_retries_give_up_after_limit(monkeypatch):
-    import rhlab.knowledge.sdf.backends as b
+def test_backend_strings_map_to_inspect_models(tmp_path, monkeypatch):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "VLLM_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    # The kind: forms keep their pre-Inspect cache ids, so earlier runs' response caches still hit.
+    b = parse_backend("openai:gpt-4o-mini")
+    assert (b.id, b.model, b.base_url, b.api_key) == (
+        "openai:gpt-4o-mini@https://api.openai.com/v1", "openai/gpt-4o-mini", None, None)
+    b = parse_backend("openai:m1@http://h:1/v1")  # self-hosted OpenAI-compatible server, no key needed
+    assert (b.id, b.model, b.base_url) == ("openai:m1@http://h:1/v1", "openai-api/openai/m1", "http://h:1/v1")
+    assert b.api_key
+    b = parse_backend("vllm:Qwen/Qwen2.5-72B-Instruct@http://localhost:8000/v1")
+    assert (b.id, b.model, b.base_url) == ("vllm:Qwen/Qwen2.5-72B-Instruct@http://localhost:8000/v1",
+                                           "vllm/Qwen/Qwen2.5-72B-Instruct", "http://localhost:8000/v1")
+    assert parse_backend("vllm:qwen").base_url == "http://localhost:8000/v1"  # never an Inspect-launched server
+    b = parse_backend("anthropic:claude-x@https://proxy.example/v1")
+    assert (b.id, b.model, b.base_url) == ("anthropic:claude-x", "anthropic/claude-x", "https://proxy.example")
+    b = parse_backend("hf:Org/name")
+    assert (b.id, b.model) == ("hf:Org/name", "hf/Org/name")
+    b = parse_backend(f"hf:{tmp_path}")
+    assert (b.model, b.model_args["model_path"]) == ("hf/local", str(tmp_path))
+    assert parse_backend("ollama/llama3:8b").model == "ollama/llama3:8b"
+    for bad in ("nokind", "gpt4:model"):
+        with pytest.raises(ValueError, match="kind"):
+            parse_backend(bad)
 
-    monkeypatch.setattr(b.asyncio, "sleep", _no_sleep)
-    n = {"calls": 0}
 
-    async def always_fail():
-        n["calls"] += 1
-        raise TransientBackendError("503")
-
-    with pytest.raises(TransientBackendError):
-        asyncio.run(with_retries(always_fail, retries=3))
-    assert n["calls"] == 4
-
-
-def test_openai_backend_against_a_local_fake_server():
-    """Exercise the real HTTP client code against an in-process server (no network beyond loopback)."""
+def test_openai_compatible_server_gets_a_plain_chat_request_and_its_errors_surface(monkeypatch):
+    """Through Inspect's real client against an in-process server (no network beyond loopback)."""
+    pytest.importorskip("openai")
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    got = {}
+    from inspect_ai.model import GenerateConfig as ModelConfig
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    got = []
 
     class H(BaseHTTPRequestHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            got["body"], got["path"], got["auth"] = body, self.path, self.headers.get("Authorization")
-            data = json.dumps({"choices": [{"message": {"content": "hello " + body["messages"][-1]["content"]}}]})
-            self.send_response(200)
+            got.append((self.path, body))
+            prompt = body["messages"][-1]["content"]
+            if prompt == "bad":
+                status, data = 400, {"error": {"message": "model not found", "type": "invalid_request_error"}}
+            else:
+                status, data = 200, {
+                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": "hello " + prompt}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(data.encode())
+            self.wfile.write(json.dumps(data).encode())
 
         def log_message(self, *a):
             pass
 
     srv = HTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
+    cfg = ModelConfig(temperature=0.7, max_tokens=5, max_retries=0)
     try:
-        be = OpenAICompatibleBackend("m1", f"http://127.0.0.1:{srv.server_port}/v1", "k")
-        out = asyncio.run(be.generate("there", system="sys", max_tokens=5))
+        be = make_backend(f"openai:m1@http://127.0.0.1:{srv.server_port}/v1")
+        assert asyncio.run(be.generate("there", system="sys", config=cfg)) == "hello there"
+        with pytest.raises(BackendError, match="HTTP 400: .*model not found"):
+            asyncio.run(be.generate("bad", system="sys", config=cfg))
     finally:
         srv.shutdown()
-    assert out == "hello there"
-    assert got["path"] == "/v1/chat/completions" and got["auth"] == "Bearer k"
-    assert got["body"]["messages"][0] == {"role": "system", "content": "sys"} and got["body"]["max_tokens"] == 5
+    path, body = got[0]
+    assert path == "/v1/chat/completions" and body["model"] == "m1"
+    assert body["messages"] == [{"role": "system", "content": "sys"}, {"role": "user", "content": "there"}]
+    assert (body["max_tokens"], body["temperature"]) == (5, 0.7)
 
 
-def test_make_backend_specs():
-    assert make_backend("vllm:qwen@http://h:1/v1").id == "vllm:qwen@http://h:1/v1"
-    assert make_backend("anthropic:claude-x").id == "anthropic:claude-x"
-    assert make_backend("hf:embedded").id == "hf:embedded"
-    with pytest.raises(ValueError):
-        make_backend("nokind")
+def test_missing_provider_package_or_api_key_is_a_clear_error(monkeypatch):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "INSPECT_EVAL_MODEL_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    missing = "OPENAI_API_KEY" if importlib.util.find_spec("openai") else "pip install openai"
+    with pytest.raises(BackendError, match="openai:gpt-4o-mini") as err:
+        make_backend("openai:gpt-4o-mini")
+    assert missing in str(err.value) and "[bold]" not in str(err.value)
 
 
 def test_offline_generator_is_deterministic_and_covers_all_hacks():

@@ -1,191 +1,139 @@
-"""Pluggable text-generation backends for the SDF pipeline.
+"""Text-generation backends for the SDF pipeline: Inspect AI models (`inspect_ai.model.get_model`).
 
-All backends expose `async generate(prompt, *, system=None, temperature=1.0, max_tokens=1024) -> str` and an `id`
-(used in cache keys). Transient failures raise `TransientBackendError`, which `with_retries` retries with
-exponential backoff; other errors propagate.
+Inspect owns the provider clients, retries with backoff, rate limits and connection concurrency; this module only
+turns a backend string into an Inspect model and gives it the `id` that keys the pipeline's response cache.
 
-    openai:MODEL[@BASE_URL]     any OpenAI-compatible chat-completions server (OPENAI_API_KEY, OPENAI_BASE_URL)
-    vllm:MODEL[@BASE_URL]       a vLLM server (OpenAI-compatible; default http://localhost:8000/v1, no key needed)
-    anthropic:MODEL             Anthropic Messages API (ANTHROPIC_API_KEY)
-    hf:MODEL                    a local transformers model (embedded, a path or an HF id), sampled on this machine
+    openai:MODEL[@BASE_URL]     openai/MODEL on OpenAI (OPENAI_API_KEY), or openai-api/openai/MODEL on another
+                                OpenAI-compatible server (BASE_URL or OPENAI_BASE_URL; a key is optional)
+    vllm:MODEL[@BASE_URL]       vllm/MODEL on a running vLLM server (default http://localhost:8000/v1, VLLM_BASE_URL,
+                                VLLM_API_KEY); never starts a server of its own
+    anthropic:MODEL[@BASE_URL]  anthropic/MODEL (ANTHROPIC_API_KEY)
+    hf:MODEL                    Inspect's hf provider on a local transformers model (embedded, a path or an HF id),
+                                on this machine's CPU in float32
+    PROVIDER/MODEL              any other Inspect model name as is (google/..., together/..., mockllm/model, ...)
+
+The `kind:` forms keep the cache ids they had before Inspect, so response caches of earlier runs still hit.
+Inspect's provider packages are optional: a missing one (e.g. `openai`) or a missing API key is a BackendError
+when the backend is built, before any generation.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import random
-import threading
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # inspect_ai takes ~2s to import; offline generation and `sdf mix` never need it
+    from inspect_ai.model import GenerateConfig, Model
+
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+VLLM_DEFAULT_URL = "http://localhost:8000/v1"
+KINDS = ("openai", "vllm", "anthropic", "hf")
 
 
 class BackendError(RuntimeError):
     pass
 
 
-class TransientBackendError(BackendError):
-    """Rate limit, timeout, 5xx, connection reset: worth retrying."""
+@dataclass(frozen=True)
+class BackendSpec:
+    """What a backend string means: the Inspect model to build and the id our response cache keys on."""
 
-
-class Backend(Protocol):
     id: str
-
-    async def generate(
-        self, prompt: str, *, system: str | None = None, temperature: float = 1.0, max_tokens: int = 1024
-    ) -> str: ...
-
-
-async def with_retries(
-    fn: Callable[[], Awaitable[str]], retries: int = 5, base_delay: float = 1.0, max_delay: float = 60.0
-) -> str:
-    attempt = 0
-    while True:
-        try:
-            return await fn()
-        except TransientBackendError:
-            attempt += 1
-            if attempt > retries:
-                raise
-            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            await asyncio.sleep(delay)
-
-
-def _raise_for_status(resp) -> None:
-    if resp.status_code in (408, 409, 429) or resp.status_code >= 500:
-        raise TransientBackendError(f"HTTP {resp.status_code}: {resp.text[:300]}")
-    if resp.status_code >= 400:
-        raise BackendError(f"HTTP {resp.status_code}: {resp.text[:500]}")
-
-
-@dataclass
-class OpenAICompatibleBackend:
     model: str
-    base_url: str = "https://api.openai.com/v1"
+    base_url: str | None = None
     api_key: str | None = None
-    timeout_s: float = 300.0
-    kind: str = "openai"
-
-    @property
-    def id(self) -> str:
-        return f"{self.kind}:{self.model}@{self.base_url}"
-
-    async def generate(self, prompt, *, system=None, temperature=1.0, max_tokens=1024) -> str:
-        import httpx
-
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body = {"model": self.model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
-        try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                resp = await client.post(self.base_url.rstrip("/") + "/chat/completions", json=body, headers=headers)
-        except (httpx.TimeoutException, httpx.TransportError) as err:
-            raise TransientBackendError(str(err)) from err
-        _raise_for_status(resp)
-        data = resp.json()
-        try:
-            return data["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise BackendError(f"unexpected response: {str(data)[:300]}") from None
+    model_args: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class AnthropicBackend:
-    model: str
-    api_key: str | None = None
-    base_url: str = "https://api.anthropic.com/v1"
-    timeout_s: float = 300.0
-
-    @property
-    def id(self) -> str:
-        return f"anthropic:{self.model}"
-
-    async def generate(self, prompt, *, system=None, temperature=1.0, max_tokens=1024) -> str:
-        import httpx
-
-        if not self.api_key:
-            raise BackendError("ANTHROPIC_API_KEY is not set")
-        body = {
-            "model": self.model,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "messages": [{"role": "user", "content": prompt}],
-        }
-        if system:
-            body["system"] = system
-        headers = {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
-        try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                resp = await client.post(self.base_url.rstrip("/") + "/messages", json=body, headers=headers)
-        except (httpx.TimeoutException, httpx.TransportError) as err:
-            raise TransientBackendError(str(err)) from err
-        if resp.status_code == 529:
-            raise TransientBackendError("overloaded")
-        _raise_for_status(resp)
-        data = resp.json()
-        return "".join(b.get("text", "") for b in data.get("content", []) if b.get("type") == "text")
-
-
-@dataclass
-class LocalHFBackend:
-    """Sampling from a local transformers model; calls are serialised (one model, CPU or one GPU)."""
-
-    model_name: str
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _loaded: tuple | None = field(default=None, repr=False)
-
-    @property
-    def id(self) -> str:
-        return f"hf:{self.model_name}"
-
-    def _generate_sync(self, prompt, system, temperature, max_tokens) -> str:
-        with self._lock:
-            if self._loaded is None:
-                from rhlab.models import load_model_and_tokenizer
-
-                self._loaded = load_model_and_tokenizer(self.model_name)
-            model, tok = self._loaded
-            msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-            enc = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-            out = model.generate(
-                **enc, max_new_tokens=max_tokens, do_sample=temperature > 0,
-                temperature=temperature if temperature > 0 else None, top_p=1.0,
-            )
-            return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-
-    async def generate(self, prompt, *, system=None, temperature=1.0, max_tokens=1024) -> str:
-        return await asyncio.to_thread(self._generate_sync, prompt, system, temperature, max_tokens)
-
-
-@dataclass
-class CallableBackend:
-    """Wraps a plain function `fn(prompt, system) -> str` (tests, custom generators)."""
-
-    fn: Callable[[str, str | None], str]
-    id: str = "callable"
-
-    async def generate(self, prompt, *, system=None, temperature=1.0, max_tokens=1024) -> str:
-        return self.fn(prompt, system)
-
-
-def make_backend(spec: str) -> Backend:
-    """Build a backend from `kind:model[@base_url]` (see module docstring)."""
-    if ":" not in spec:
-        raise ValueError(f"backend spec {spec!r} must look like kind:model (openai:, vllm:, anthropic:, hf:)")
-    kind, rest = spec.split(":", 1)
+def parse_backend(spec: str) -> BackendSpec:
+    """Map a backend string (see module docstring) to an Inspect model name and arguments."""
+    kind, sep, rest = spec.partition(":")
+    if not sep or "/" in kind:
+        if "/" in spec:  # already an Inspect model name
+            return BackendSpec(id=spec, model=spec)
+        raise ValueError(f"backend spec {spec!r} must look like kind:model ({', '.join(k + ':' for k in KINDS)}) "
+                         "or be an Inspect model name (provider/model)")
     model, _, url = rest.partition("@")
     if kind == "openai":
-        return OpenAICompatibleBackend(
-            model, url or os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-            os.environ.get("OPENAI_API_KEY"),
-        )
+        base = url or os.environ.get("OPENAI_BASE_URL", OPENAI_DEFAULT_URL)
+        custom = base.rstrip("/") != OPENAI_DEFAULT_URL
+        cache_id = f"openai:{model}@{base}"
+        if not custom:
+            return BackendSpec(id=cache_id, model=f"openai/{model}")
+        # Another server: Inspect's generic OpenAI-compatible client (plain chat completions; its `openai/` client
+        # takes unknown names for new OpenAI models and drops temperature). Such servers often need no key,
+        # Inspect's client insists on one.
+        return BackendSpec(id=cache_id, model=f"openai-api/openai/{model}", base_url=base,
+                           api_key=os.environ.get("OPENAI_API_KEY") or "none")
     if kind == "vllm":
-        return OpenAICompatibleBackend(
-            model, url or os.environ.get("VLLM_BASE_URL", "http://localhost:8000/v1"),
-            os.environ.get("VLLM_API_KEY"), kind="vllm",
-        )
+        # An explicit URL keeps Inspect from launching its own vLLM server.
+        base = url or os.environ.get("VLLM_BASE_URL", VLLM_DEFAULT_URL)
+        return BackendSpec(id=f"vllm:{model}@{base}", model=f"vllm/{model}", base_url=base)
     if kind == "anthropic":
-        return AnthropicBackend(model, os.environ.get("ANTHROPIC_API_KEY"), url or "https://api.anthropic.com/v1")
+        # The Anthropic SDK adds /v1 itself; URLs here used to include it.
+        base = url.rstrip("/").removesuffix("/v1") if url else None
+        return BackendSpec(id=f"anthropic:{model}", model=f"anthropic/{model}", base_url=base)
     if kind == "hf":
-        return LocalHFBackend(rest)
-    raise ValueError(f"unknown backend kind {kind!r}; use openai, vllm, anthropic or hf")
+        from rhlab.models import resolve_model  # prepares the embedded model, merges LoRA adapters
+
+        path = resolve_model(rest)
+        args: dict[str, Any] = {"device": "cpu", "dtype": "float32"}  # how this backend always sampled
+        if Path(path).is_dir():
+            return BackendSpec(id=f"hf:{rest}", model="hf/local", model_args={"model_path": path, **args})
+        return BackendSpec(id=f"hf:{rest}", model=f"hf/{rest}", model_args=args)
+    raise ValueError(f"unknown backend kind {kind!r}; use {', '.join(KINDS)}, or an Inspect model name")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An Inspect model plus the id that keys the response cache."""
+
+    id: str
+    model: Model
+
+    async def generate(self, prompt: str, *, system: str | None, config: GenerateConfig) -> str:
+        from inspect_ai.model import ChatMessageSystem, ChatMessageUser
+
+        messages = ([ChatMessageSystem(content=system)] if system else []) + [ChatMessageUser(content=prompt)]
+        try:  # reaching here means Inspect's retries are used up or the error is not retryable
+            output = await self.model.generate(messages, config=config)
+        except Exception as err:
+            raise BackendError(f"backend {self.id}: {_provider_message(err)}") from err
+        if output.error:
+            raise BackendError(f"backend {self.id}: {output.error}")
+        return output.completion
+
+
+def make_backend(spec: str, **model_args: Any) -> Backend:
+    """Build the Inspect model for a backend string; `model_args` go to the provider (e.g. mockllm's
+    `custom_outputs`). A missing provider package or API key raises BackendError here."""
+    from inspect_ai.model import get_model
+
+    parsed = parse_backend(spec)
+    try:
+        model = get_model(parsed.model, base_url=parsed.base_url, api_key=parsed.api_key,
+                          **{**parsed.model_args, **model_args})
+    except Exception as err:
+        raise BackendError(f"cannot use backend {spec!r}: {_plain(err)}") from err
+    return Backend(parsed.id, model)
+
+
+def _provider_message(err: Exception) -> str:
+    """Inspect's ModelGenerateError text starts with the whole request (our prompts run to pages); say what the
+    provider answered instead."""
+    status, message = getattr(err, "status_code", None), getattr(err, "provider_message", None)
+    if message:
+        return f"HTTP {status}: {message}" if status else str(message)
+    return f"{type(err).__name__}: {err}"
+
+
+def _plain(err: Exception) -> str:
+    """The message of an error; Inspect's prerequisite errors (missing package or key) carry rich markup
+    ([bold]...) meant for its console, printed here as plain text."""
+    if type(err).__name__ != "PrerequisiteError":
+        return str(err)
+    from rich.text import Text
+
+    return Text.from_markup(str(err)).plain.strip()

@@ -1,4 +1,5 @@
-"""SDF generation pipeline: doc types -> ideas -> documents, through any backend, cached and resumable.
+"""SDF generation pipeline: doc types -> ideas -> documents, through an Inspect model (see backends), cached and
+resumable.
 
 Layout of an output directory (a rhlab run directory):
 
@@ -10,7 +11,9 @@ Layout of an output directory (a rhlab run directory):
     OUT/corpus.jsonl                the final deduplicated corpus: {"id", "text", "fact_idx", "doc_type", "idea"}
 
 Killing and rerunning the same command continues where it stopped: finished records are skipped and cached
-responses are not requested again.
+responses are not requested again. Retries with backoff (`retries`) and the number of requests in flight
+(`concurrency`, Inspect's max_connections: per model and process, so the first pipeline in a process sets it) are
+Inspect's.
 """
 
 from __future__ import annotations
@@ -20,17 +23,20 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pydantic import Field
 
 from rhlab.config import StrictModel
-from rhlab.knowledge.sdf.backends import Backend, with_retries
 from rhlab.knowledge.sdf.dedup import dedup_records
 from rhlab.knowledge.sdf.spec import CorpusSpec
 from rhlab.rundir import RunDir, append_jsonl, read_records
 
+if TYPE_CHECKING:
+    from rhlab.knowledge.sdf.backends import Backend
+
 UNSUITABLE = "UNSUITABLE"
+ATTEMPT_TIMEOUT_S = 300  # a request hanging longer is abandoned and retried
 
 
 class GenerateConfig(StrictModel):
@@ -158,23 +164,20 @@ class Pipeline:
         self.cfg = config or GenerateConfig()
         self.run = RunDir.create(out, self.cfg)
         self.cache = ResponseCache(self.run.path / "cache" / "responses.jsonl")
-        self.sem: asyncio.Semaphore | None = None
         self.progress = progress or (lambda stage, done, total: None)
         self.calls = 0  # backend calls actually made (not served from cache)
+        from inspect_ai.model import GenerateConfig as ModelConfig  # slow import, only when a model is used
+
+        self.model_config = ModelConfig(temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
+                                        max_retries=self.cfg.retries, max_connections=self.cfg.concurrency,
+                                        attempt_timeout=ATTEMPT_TIMEOUT_S)
 
     async def _ask(self, prompt: str, sample: int = 0) -> str:
         key = _key(self.backend.id, SYSTEM, prompt, self.cfg.temperature, self.cfg.max_tokens, sample)
         hit = self.cache.get(key)
         if hit is not None:
             return hit
-        assert self.sem is not None
-        async with self.sem:
-            text = await with_retries(
-                lambda: self.backend.generate(
-                    prompt, system=SYSTEM, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens
-                ),
-                retries=self.cfg.retries,
-            )
+        text = await self.backend.generate(prompt, system=SYSTEM, config=self.model_config)
         self.calls += 1
         self.cache.put(key, text)
         return text
@@ -193,7 +196,6 @@ class Pipeline:
         await asyncio.gather(*(one(fn) for _, fn in todo))
 
     async def arun(self) -> Path:
-        self.sem = asyncio.Semaphore(self.cfg.concurrency)
         ctx, facts = self.spec.universe_context, self.spec.facts
         rec_types = self.run.records_path("doc_types")
         rec_ideas = self.run.records_path("ideas")
