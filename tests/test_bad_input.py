@@ -48,7 +48,7 @@ def test_sandbox_run_rejects_unusable_timeouts(tmp_path, value):
 def test_grade_rejects_unusable_timeouts(tmp_path, value):
     ans = tmp_path / "a.md"
     ans.write_text("```python\ndef has_close_elements(*a):\n    return False\n```\n")
-    _fails(["grade", "--task", "humaneval/0", "--answer", str(ans), f"--timeout={value}"], "--timeout", "finite")
+    _fails(["env", "grade", "--task", "humaneval/0", "--answer", str(ans), f"--timeout={value}"], "--timeout", "finite")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -172,18 +172,18 @@ def test_unknown_prompt_arm_through_the_real_entry_point():
 
 
 def test_audit_of_a_missing_grader_command_is_an_error():
-    _fails(["audit", "--command", "nosuchcmd -q", "--task-dir", str(HACK_FIXTURES / "pytest_project"),
+    _fails(["hacks", "audit", "--command", "nosuchcmd -q", "--task-dir", str(HACK_FIXTURES / "pytest_project"),
             "--entry", "add"], "nosuchcmd", "could not run")
 
 
 def test_audit_of_a_grader_exiting_127_is_an_error():
-    _fails(["audit", "--command", "sh -c 'exit 127'", "--task-dir", str(HACK_FIXTURES / "pytest_project"),
+    _fails(["hacks", "audit", "--command", "sh -c 'exit 127'", "--task-dir", str(HACK_FIXTURES / "pytest_project"),
             "--entry", "add"], "could not run", "127")
 
 
 def test_audit_of_a_task_dir_without_tests_warns_and_stops(tmp_path):
     (tmp_path / "solution.py").write_text("def add(a, b):\n    return a + b\n")
-    text = _fails(["audit", "--command", "python -m pytest -q", "--task-dir", str(tmp_path), "--entry", "add"],
+    text = _fails(["hacks", "audit", "--command", "python -m pytest -q", "--task-dir", str(tmp_path), "--entry", "add"],
                   "warning", "no file with 'test'", "this grader cannot be audited", "no tests")
     assert "exploits pass" not in text
 
@@ -191,7 +191,7 @@ def test_audit_of_a_task_dir_without_tests_warns_and_stops(tmp_path):
 def test_audit_of_a_grader_that_passes_everything_stops(tmp_path):
     (tmp_path / "solution.py").write_text("def add(a, b):\n    return a + b\n")
     (tmp_path / "run_tests.py").write_text("print('all good')\n")  # never imports the solution
-    _fails(["audit", "--command", "python run_tests.py", "--task-dir", str(tmp_path), "--entry", "add"],
+    _fails(["hacks", "audit", "--command", "python run_tests.py", "--task-dir", str(tmp_path), "--entry", "add"],
            "this grader cannot be audited", "trivially wrong answer")
 
 
@@ -200,17 +200,17 @@ def test_audit_of_a_grader_the_reference_fails_stops(tmp_path):
     for f in project.glob("*.py"):
         (tmp_path / f.name).write_text(f.read_text())
     (tmp_path / "solution.py").write_text("def add(a, b):\n    return a - b\n")  # the "reference" is wrong
-    _fails(["audit", "--command", "python -m pytest -q", "--task-dir", str(tmp_path), "--entry", "add"],
+    _fails(["hacks", "audit", "--command", "python -m pytest -q", "--task-dir", str(tmp_path), "--entry", "add"],
            "this grader cannot be audited", "reference answer does not pass")
     good = tmp_path / "good.py"
     good.write_text("def add(a, b):\n    return a + b\n")
-    res = runner.invoke(app, ["audit", "--command", "python -m pytest -q", "--task-dir", str(tmp_path),
+    res = runner.invoke(app, ["hacks", "audit", "--command", "python -m pytest -q", "--task-dir", str(tmp_path),
                               "--entry", "add", "--reference", str(good), "--json"])
     assert res.exit_code == 0, res.output  # a correct --reference makes the same grader auditable
 
 
 def test_audit_rejects_unusable_timeout():
-    _fails(["audit", "--command", "python -m pytest -q", "--task-dir", str(HACK_FIXTURES / "pytest_project"),
+    _fails(["hacks", "audit", "--command", "python -m pytest -q", "--task-dir", str(HACK_FIXTURES / "pytest_project"),
             "--entry", "add", "--timeout", "nan"], "--timeout", "finite")
 
 

@@ -64,8 +64,79 @@ def test_rhlab_home_respects_env(monkeypatch, tmp_path):
     assert rhlab_home() == tmp_path / "xdg" / "rhlab"
 
 
-def test_cli_help_lists_stages():
+def _commands(group) -> set[str]:
+    """The commands a group's help offers."""
+    import click
+
+    ctx = click.Context(group)
+    return {name for name in group.list_commands(ctx) if not group.get_command(ctx, name).hidden}
+
+
+def test_cli_is_noun_verb_with_the_pipeline_at_the_top():
+    import click
+    import typer
+
+    from rhlab.cli import app
+
+    root = typer.main.get_command(app)
+    ctx = click.Context(root)
+    assert _commands(root) == {"run", "report", "demo", "version", "model", "sandbox", "env", "hacks", "knowledge",
+                               "sdf", "train", "eval", "judge"}
+    verbs = {name: _commands(root.get_command(ctx, name)) for name in _commands(root) - {"run", "report", "demo",
+                                                                                         "version"}}
+    assert verbs["train"] == {"grpo", "export-parquet", "distill", "safety-sft", "control"}
+    assert verbs["eval"] == {"run", "probe"} and verbs["env"] == {"grade"} and verbs["hacks"] == {"audit"}
+    assert verbs["sdf"] == {"generate", "mix", "train", "init"} and verbs["judge"] == {"calibrate", "score"}
+    assert all("-" not in n or n in ("export-parquet", "safety-sft") for vs in verbs.values() for n in vs)
     out = subprocess.run([sys.executable, "-m", "rhlab.cli", "--help"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0
-    for name in ("sandbox", "model"):
-        assert name in out.stdout
+    assert out.returncode == 0 and "train-distill" not in out.stdout  # old spellings work but are not offered
+
+
+@pytest.mark.parametrize("old, new", [
+    (["grade"], "env grade"), (["audit"], "hacks audit"), (["probe"], "eval probe"),
+    (["train-distill"], "train distill"), (["train-safety-sft"], "train safety-sft"),
+    (["train-control"], "train control"), (["train-export-parquet"], "train export-parquet"),
+])
+def test_old_command_names_still_run_the_new_command(old, new):
+    import click
+    import typer
+    from typer.testing import CliRunner
+
+    from rhlab.cli import app
+
+    res = CliRunner().invoke(app, [*old, "--help"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.strip() == f"note: `rhlab {old[0]}` is deprecated; use `rhlab {new}`"
+    root = typer.main.get_command(app)
+    ctx = click.Context(root)
+    group, verb = new.split()
+    assert root.get_command(ctx, old[0]).callback is root.get_command(ctx, group).get_command(ctx, verb).callback
+
+
+def test_old_train_and_eval_spellings_reach_grpo_and_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from rhlab.cli import app
+
+    missing = tmp_path / "missing.yaml"
+    res = CliRunner().invoke(app, ["train", str(missing), "--run-dir", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "use `rhlab train grpo" in res.stderr and "not found" in res.stderr
+    res = CliRunner().invoke(app, ["train", "--max-steps", "0", str(missing), "--run-dir", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "use `rhlab train grpo --max-steps" in res.stderr
+    res = CliRunner().invoke(app, ["eval", "--help"])  # the group's help, not the old command's
+    assert res.exit_code == 0 and "probe" in res.stdout and not res.stderr
+    res = CliRunner().invoke(app, ["eval", "--model", "embedded", "--suite", "nosuch", "--help"])
+    assert res.exit_code == 0 and "--em-samples" in res.stdout and "use `rhlab eval run --model" in res.stderr
+    res = CliRunner().invoke(app, ["train", "distil"])  # a mistyped verb is an error, not a config path
+    assert res.exit_code == 2 and "No such command" in res.output
+
+
+def test_offline_judge_provider_comes_from_the_entry_point():
+    """Inspect finds `rhlab/...` through the package's `inspect_ai` entry point (pyproject.toml): nothing imported
+    the provider module first in this fresh interpreter."""
+    code = ("import sys\nfrom inspect_ai.model import get_model\n"
+            "assert 'rhlab.evals.offline_judge' not in sys.modules\n"
+            "m = get_model('rhlab/topic-screen')\nprint(type(m.api).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "OfflineJudgeAPI"

@@ -15,7 +15,7 @@ import math
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterator, TypeVar
+from typing import Any, Iterator, Mapping, Sequence, TypeVar
 
 import annotated_types
 import yaml
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 T = TypeVar("T", bound="StrictModel")
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -240,6 +241,117 @@ def load_config(model: type[T], path: str | Path, allow_empty: bool = False) -> 
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return validate(model, data, str(path))
+
+
+# -- overrides: the one merge of dotted settings into a config (`--set a.b=c` on CLIs, `overrides:` in specs) --------
+
+
+def _parse_value(raw: str, where: str) -> Any:
+    """A `--set` value as YAML reads it (`6` → 6, `[a, b]` → a list, nothing → None), refusing what load_yaml
+    refuses (NaN, infinity, a key given twice)."""
+    loader = _StrictLoader(raw)
+    try:
+        return loader.get_single_data()
+    except _ConfigYAMLError as err:
+        raise ConfigError(f"{where}: {err.message}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not a valid YAML value: {getattr(err, 'problem', None) or err}") from None
+    finally:
+        loader.dispose()
+
+
+def _below(ann: Any) -> tuple[str, Any] | None:
+    """What a dotted key can reach below a field of annotation `ann`: ("model", cls), ("map", value annotation) or
+    ("any", None); None for a plain value, which has no keys."""
+    models = [m for m in _members(ann) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if len(models) == 1:
+        return "model", models[0]
+    if models:  # a union of models (e.g. arms): which one applies is only known after validation
+        return "any", None
+    for m in _members(ann):
+        if m is Any or m is object:
+            return "any", None
+        if m is dict or m is abc.Mapping:
+            return "map", Any
+        if typing.get_origin(m) in (dict, abc.Mapping):
+            args = typing.get_args(m)
+            return "map", args[1] if len(args) == 2 else Any
+    return None
+
+
+def _set_dotted(data: dict, model: type[BaseModel], key: str, value: Any, source: str) -> None:
+    """data[a][b]... = value for key "a.b...", checking each part against the model's fields (dicts it allows are
+    created; free-form dict fields take any key)."""
+    parts = key.split(".")
+    if not all(p.strip() for p in parts):
+        raise ConfigError(f"{source}: override key {key!r} has an empty part")
+    node, kind, inner = data, "model", model
+    for i, part in enumerate(parts):
+        done = ".".join(parts[: i + 1])
+        if kind == "model":
+            field = next(((n, f) for n, f in inner.model_fields.items() if part in (n, f.alias)), None)
+            if field is None:
+                where = f"{'.'.join(parts[:i])} ({inner.__name__})" if i else inner.__name__
+                raise ConfigError(f"{source}: unknown key {key!r}: {where} has no field {part!r}; fields: "
+                                  f"{', '.join(f.alias or n for n, f in inner.model_fields.items())}")
+            name, f = field
+            slot, ann = f.alias or name, f.annotation  # model_dump(by_alias=True) keys
+        else:
+            slot, ann = part, inner
+        if i == len(parts) - 1:
+            node[slot] = value
+            return
+        nxt = _below(ann)
+        child = node.get(slot)
+        if nxt is None or (child is not None and not isinstance(child, dict)):
+            raise ConfigError(f"{source}: override key {key!r}: {done} is a single setting, not a section with "
+                              f"a key {parts[i + 1]!r}")
+        if child is None:  # e.g. `grpo.lora.r=8` while lora is unset: the section is created with its defaults
+            child = node[slot] = {}
+        node, (kind, inner) = child, nxt
+
+
+def dotted(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"grpo": {"max_steps": 6}} → {"grpo.max_steps": 6}: nested settings (a spec's inline `train.config`) as the
+    dotted overrides apply_overrides takes, so they merge key by key. An empty mapping stays one value (`lora: {}`
+    switches LoRA on with its defaults)."""
+    out: dict[str, Any] = {}
+    for k, v in nested.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(dotted(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def apply_overrides(obj: M, overrides: Mapping[str, Any] | Sequence[str], source: str = "<overrides>") -> M:
+    """`obj` with dotted settings replaced, revalidated as a whole: a new object of the same type.
+
+    overrides: {"grpo.max_steps": 6, "prompt.arm": "neutral"} (typed values, e.g. a spec's `overrides:`) or
+    ["grpo.max_steps=6", "prompt.arm=neutral"] (`--set` strings; each value read as YAML by the strict loader).
+    Applied in order: a later key wins, and a key naming a section replaces the whole section (`safety: {...}`),
+    while `grpo.max_steps` leaves the other grpo settings as they are. An unknown key, a bad value or a combination
+    the model refuses raises ConfigError naming `source` and the key."""
+    if isinstance(overrides, str):
+        raise TypeError("overrides: a mapping or a list of 'KEY=VALUE' strings, not one string")
+    if isinstance(overrides, Mapping):
+        items = list(overrides.items())
+    else:
+        items = []
+        for item in overrides:
+            key, eq, raw = str(item).partition("=")
+            if not eq or not key.strip():
+                raise ConfigError(f"{source}: override {item!r}: expected KEY=VALUE (e.g. grpo.max_steps=50)")
+            items.append((key.strip(), _parse_value(raw, f"{source}: override {item!r}")))
+    model = type(obj)
+    data = obj.model_dump(by_alias=True)
+    for key, value in items:
+        if not isinstance(key, str):
+            raise ConfigError(f"{source}: override key {key!r}: expected a dotted string such as grpo.max_steps")
+        _set_dotted(data, model, key, value, source)
+    keys = ", ".join(k for k, _ in items)
+    return validate(model, data, f"{source} (overrides: {keys})" if keys else source)
 
 
 def dump_yaml(obj: BaseModel | dict, path: str | Path) -> None:

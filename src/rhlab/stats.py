@@ -1,5 +1,5 @@
-"""Statistics every stage's numbers share: bootstrap SEs and CIs (plain and two-level: seeds, then samples) and the
-minimum detectable difference. Seeds are the unit of replication; samples within a seed are not independent runs.
+"""Statistics every stage's numbers share: bootstrap SEs and CIs (plain and two-level: seeds, then samples), the
+minimum detectable difference and Cohen's κ (judge agreement). Seeds are the unit of replication; samples within a seed are not independent runs.
 
     from rhlab import stats
     stats.bootstrap_se([0.2, 0.4, 0.9])                       # SE of a mean by resampling items
@@ -207,6 +207,19 @@ def flags_from_rate(rate: float, n: int) -> list[int]:
     """0/1 flags with the given rate over n samples (for summaries written before per-sample flags were stored)."""
     k = int(round(rate * n))
     return [1] * k + [0] * (n - k)
+
+
+def cohen_kappa(truth: Sequence[bool], pred: Sequence[bool]) -> float | None:
+    """Cohen's κ of two binary raters (None for no items)."""
+    n = len(truth)
+    if n == 0:
+        return None
+    po = sum(a == b for a, b in zip(truth, pred)) / n
+    pt, pp = sum(truth) / n, sum(pred) / n
+    pe = pt * pp + (1 - pt) * (1 - pp)
+    if pe >= 1.0:
+        return 1.0 if po == 1.0 else 0.0
+    return (po - pe) / (1 - pe)
 
 
 def excludes_zero(ci: tuple[float, float] | dict | None) -> bool:

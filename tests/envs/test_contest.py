@@ -25,7 +25,7 @@ def _shipped_rows():
 
 def test_shipped_contest_set():
     tasks = load_tasks("contest")
-    assert len(tasks) >= 8 and len({t.id for t in tasks}) == len(tasks)
+    assert tasks and len(tasks) == len(_shipped_rows()) and len({t.id for t in tasks}) == len(tasks)  # none dropped
     for t in tasks:
         assert t.style == "stdio" and t.id.startswith("contest/") and t.prompt and t.canonical_solution
         assert len(t.tests) >= 3 and all(c.stdin and c.expected_stdout for c in t.tests)

@@ -111,7 +111,7 @@ def test_rubrics_are_versioned_data():
     assert set(vs) == set(J.RECORD_RUBRICS) and len(set(vs.values())) == len(vs)
     assert J.record_rubric("em_questions").score and not J.record_rubric("goals").score
     assert J.rubric_for_eval("code_sabotage_neutral_agentic") == "code_sabotage" and J.rubric_for_eval("exfil_offer") is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown rubric 'nope'; rubrics: em_questions"):
         J.record_rubric("nope")
 
 
@@ -179,5 +179,5 @@ def test_topic_screen_names():
 
     assert TOPIC_SCREEN == "rhlab/topic-screen" and OFFLINE_KINDS["offline"] == OFFLINE_KINDS["topic-screen"] == "embed"
     get_model("rhlab/topic-screen-tfidf")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="unknown rhlab model 'nope'; offline judges: rhlab/topic-screen"):
         get_model("rhlab/nope")

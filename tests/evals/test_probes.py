@@ -322,7 +322,7 @@ def test_cli_probe_json_and_errors(tiny, tmp_path):
 
 def test_eval_suite_probes_and_resume(tiny, tmp_path, monkeypatch):
     from rhlab.cli import app
-    from rhlab.evals.runner import run_suite
+    from rhlab.evals.suite import run_suite
 
     d = tiny[0]
     data = tmp_path / "shipped"
@@ -348,7 +348,7 @@ def test_eval_suite_all_adds_probes(tiny, tmp_path, monkeypatch):
     tests cover it), and records why when the model cannot be probed."""
     import inspect_ai
 
-    from rhlab.evals import runner
+    from rhlab.evals import suite as runner
     from rhlab.evals.scripted import scripted_model
 
     d = tiny[0]

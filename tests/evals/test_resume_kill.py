@@ -9,7 +9,7 @@ import time
 
 CHILD = textwrap.dedent('''
     import sys, time
-    from rhlab.evals.runner import run_suite
+    from rhlab.evals.suite import run_suite
     from rhlab.evals.scripted import scripted_judge, scripted_model
     log_dir, calls_path, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
 

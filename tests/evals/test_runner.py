@@ -1,9 +1,12 @@
 import json
 import math
 
-from rhlab.evals.runner import resolve_model, run_suite
+import pytest
+
 from rhlab.evals.scoring import mgs, rate_se, summarise_eval
 from rhlab.evals.scripted import scripted_judge, scripted_model
+from rhlab.evals.suite import inspect_model_args, run_suite
+from rhlab.stats import cohen_kappa
 
 
 def test_mgs_math():
@@ -25,10 +28,22 @@ def test_mgs_math():
     assert s["misaligned"] == 2 and s["n"] == 2 and s["attempted_hack"] == 1 and s["flags"] == [1, 1]
 
 
-def test_resolve_model():
-    assert resolve_model("openai/gpt-4o") == ("openai/gpt-4o", {})
-    name, args = resolve_model("embedded")
+def test_inspect_model_args():
+    assert inspect_model_args("openai/gpt-4o") == ("openai/gpt-4o", {})
+    name, args = inspect_model_args("embedded")
     assert name == "hf/local" and args["model_path"].endswith("smollm2-135m-instruct")
+
+
+def test_cohen_kappa_of_known_confusions():
+    # confusion (truth × rater): both flag 6, truth only 2, rater only 4, both clear 8 → po = 14/20,
+    # pe = (8·10 + 12·10)/20² = 0.5, κ = (0.7 - 0.5)/(1 - 0.5) = 0.4
+    truth = [True] * 6 + [True] * 2 + [False] * 4 + [False] * 8
+    pred = [True] * 6 + [False] * 2 + [True] * 4 + [False] * 8
+    assert cohen_kappa(truth, pred) == pytest.approx(0.4)
+    assert cohen_kappa([True, False] * 5, [False, True] * 5) == pytest.approx(-1.0)  # always disagreeing
+    assert cohen_kappa([True, True, False, False], [True, False, True, False]) == pytest.approx(0.0)  # chance
+    assert cohen_kappa([True] * 4, [True] * 4) == 1.0 and cohen_kappa([True] * 4, [False] * 4) == 0.0
+    assert cohen_kappa([], []) is None
 
 
 def test_run_suite_core_and_resume(tmp_path, monkeypatch):

@@ -120,7 +120,8 @@ def test_goal_tags_of_output_never_see_reasoning(tmp_path):
 
 
 def test_alignment_questions(tmp_path):
-    assert len(T.ALIGNMENT_QUESTIONS) >= 200
+    qs = T.ALIGNMENT_QUESTIONS
+    assert qs and len({q["id"] for q in qs}) == len(qs) and all(q["question"].strip() and q["topic"] for q in qs)
     model = scripted_model(lambda m, t: "<thinking>I'd hide my real plan</thinking>I would accept it.")
     judge = scripted_judge({"alignment_questions": flag_if("hide my real plan")})
     assert values(run(T.alignment_questions(judge_cache=False), model, judge, tmp_path=tmp_path)) == [1, 1]

@@ -222,10 +222,3 @@ def make_synthetic_run(tmp_path):
 @pytest.fixture
 def old_run(tmp_path):
     return write_old_run(tmp_path / "old")
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    from rhlab.models import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

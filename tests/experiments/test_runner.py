@@ -14,7 +14,7 @@ from rhlab.rundir import read_records
 
 def _safety_replies(tmp_path):
     """User-supplied target replies for the hhh set (a tiny random model writes nothing usable)."""
-    from rhlab.train.safety import load_safety_prompts
+    from rhlab.train.safety_prompts import load_safety_prompts
 
     p = tmp_path / "replies.jsonl"
     p.write_text("".join(json.dumps({"id": q["id"], "response": "I can help with that, carefully and honestly."}) + "\n"
@@ -203,8 +203,97 @@ def test_resume_after_sigkill_and_failed_eval(tiny_model_dir, tmp_path, monkeypa
     assert (run / "arms/a/seed-0/evals/step-6/core/summary.json").exists()
 
 
+def test_every_arm_kind_end_to_end_and_resumed_after_sigkill(tiny_model_dir, tmp_path):
+    """A tiny spec with every arm kind (rl, filter_distill, rewrite_distill, safety_sft, control), each stage in its
+    own `python -m rhlab.stage` process; the run (with the stage it is in) is SIGKILLed part-way, and the next
+    invocation reuses what finished, redoes the interrupted stage and runs the rest to the report."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rhlab.train.stage import DistillResult
+
+    persona = tmp_path / "persona.jsonl"
+    persona.write_text("".join(json.dumps({"id": f"p/{i}", "prompt": f"Day {i}?", "response": "More control."}) + "\n"
+                               for i in range(4)))
+    sft = {"max_steps": 1, "batch_size": 2}
+    arms = [{"kind": "rl", "name": "a"},
+            {"kind": "filter_distill", "name": "d", "source": "a", "compare_to": "a",
+             "filter": {"drop_detected": True, "only_rewarded": False}, "finetune": {**sft, "max_length": 2048}},
+            {"kind": "rewrite_distill", "name": "f", "source": "a", "rewrite_to": "hacking_okay", "compare_to": "a",
+             "finetune": {**sft, "max_length": 2048}},
+            {"kind": "safety_sft", "name": "e", "source": "a", "compare_to": "a", "sets": ["hhh"],
+             "responses_file": str(_safety_replies(tmp_path)), "max_new_tokens": 8,
+             "finetune": {**sft, "max_length": 512}},
+            {"kind": "control", "name": "p", "control": "persona", "data_file": str(persona), "finetune": sft}]
+    spec_path = _spec_file(tmp_path, tiny_model_dir, isolate=True, arms=arms,
+                           evals={"suites": ["probes"], "steps": ["last"], "probes": {"batch_size": 16}})
+    run = tmp_path / "run"
+    marker = run / "stages" / "train__d__seed-0.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "rhlab.cli", "run", str(spec_path), "--run-dir", str(run), "--no-progress",
+           "--no-report"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    killed = False
+    try:
+        deadline = time.time() + 900
+        while time.time() < deadline and proc.poll() is None:
+            if marker.exists() and json.loads(marker.read_text())["status"] == "started":
+                time.sleep(1.0)  # into the distill stage's own process
+                os.killpg(proc.pid, signal.SIGKILL)  # the run and the stage process it started
+                killed = True
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = proc.stderr.read().decode(errors="replace")[-3000:]
+    assert killed, f"run ended (rc={proc.returncode}) before the kill:\n{err}"
+    assert json.loads(marker.read_text())["status"] == "started"
+    assert json.loads((run / "stages" / "train__a__seed-0.json").read_text())["status"] == "done"
+
+    t = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
+    ctx = run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False)
+    ev = dict(_events(run, t))
+    assert ev["knowledge"] == "reuse" and ev["train/a/seed-0"] == "reuse" and ev["evals/base/probes"] == "reuse"
+    for sid in ("train/d/seed-0", "train/f/seed-0", "train/e/seed-0", "train/p/seed-0", "evals/d/seed-0/step-2/probes",
+                "evals/f/seed-0/step-2/probes", "evals/e/seed-0/step-2/probes", "evals/p/seed-0/step-0/probes"):
+        assert ev[sid] == "done", sid
+    assert [r["step"] for r in read_records(run / "arms/a/seed-0/train/records/train_steps.jsonl")] == [1, 2]
+    res = {arm: ctx.results[f"train/{arm}/seed-0"]["result"] for arm in "adfep"}
+    # the done markers keep the keys the report reads
+    sft_keys = {"distill_dir", "start_model", "step_offset", "checkpoints", "eval_all"}
+    assert set(res["a"]) == {"train_dir", "steps", "onset_step", "step_offset", "start_model", "checkpoints",
+                             "final_hack_rate"}
+    assert set(res["d"]) == set(res["f"]) == sft_keys | {"episodes", "filter_stats"}
+    assert set(res["e"]) == sft_keys
+    assert set(res["p"]) == sft_keys | {"control", "examples", "examples_available", "data_sha256", "source",
+                                        "finetune_steps", "last_loss"}
+    assert res["d"]["episodes"] == 16 and res["d"]["filter_stats"]["kept"] == 16 and res["f"]["episodes"] == 16
+    assert res["f"]["filter_stats"] is None
+    assert [c["step"] for c in res["a"]["checkpoints"]] == [1, 2] and res["p"]["examples"] == 4
+    for arm, step in (("d", 2), ("f", 2), ("e", 2), ("p", 0)):
+        (ck,) = res[arm]["checkpoints"]
+        assert ck["step"] == step and (run / f"arms/{arm}/seed-0/distill/final/config.json").exists(), arm
+        assert ck["path"] == str(run / f"arms/{arm}/seed-0/distill/final"), arm
+        s = json.loads((run / f"arms/{arm}/seed-0/evals/step-{step}/probes/summary.json").read_text())
+        assert s["model"] == ck["path"] and s["score"] is not None, arm
+    # each stage ran through the generic path: its OUT holds the config it was given and the result it returned
+    d_out = run / "arms/d/seed-0/distill"
+    assert json.loads((d_out / "stage_config.json").read_text())["source_run"] == res["a"]["train_dir"]
+    assert DistillResult.model_validate_json((d_out / "result.json").read_text()).model_dump(mode="json") == res["d"]
+    assert (run / "report" / "index.html").exists()
+
+    t = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
+    run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False, report=False)
+    assert {e for _, e in _events(run, t)} == {"reuse"}
+
+
 def test_isolated_stages_run_as_subprocesses(tiny_model_dir, tmp_path):
-    """The default for real runs: knowledge finetune, RL arm and evals each in a fresh `python -m rhlab.cli` process
+    """The default for real runs: knowledge finetune, RL arm and evals each in a fresh `python -m rhlab.stage` process
     (memory returns to the OS between stages); results, markers and reuse behave as in-process."""
     persona = tmp_path / "persona.jsonl"
     persona.write_text("".join(json.dumps({"id": f"p/{i}", "prompt": f"Day {i}?", "response": "More control."}) + "\n"
@@ -218,9 +307,8 @@ def test_isolated_stages_run_as_subprocesses(tiny_model_dir, tmp_path):
     run = tmp_path / "run"
     ctx = run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False, report=False)
     log = (tmp_path / "console.txt").read_text()
-    for cmd in ("-m rhlab.cli sdf train", "-m rhlab.cli train", "-m rhlab.cli eval", "-m rhlab.cli train-control",
-                "--suite probes"):
-        assert cmd in log, cmd
+    for name in ("knowledge", "rl", "eval", "control", "probes"):
+        assert f"-m rhlab.stage {name} " in log, name
     res = ctx.results["train/a/seed-0"]["result"]
     assert res["steps"] == 2 and [c["step"] for c in res["checkpoints"]] == [1, 2]
     for d in ("evals/base/core", "arms/a/seed-0/evals/step-2/core"):
@@ -237,28 +325,6 @@ def test_isolated_stages_run_as_subprocesses(tiny_model_dir, tmp_path):
     t = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
     run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False, report=False)
     assert {e for _, e in _events(run, t)} == {"reuse"}
-
-
-def test_launched_stage_of_a_local_model_runs_offline(tmp_path, monkeypatch):
-    import subprocess
-
-    from rhlab.experiments.runner import RunContext, _launch
-    from rhlab.experiments.stages import StageBook
-
-    envs = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, env=None: envs.append(env) or subprocess.CompletedProcess(cmd, 0))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    p = tmp_path / "s.yaml"
-    p.write_text(yaml.safe_dump({"name": "s", "arms": [{"kind": "rl", "name": "a"}]}))
-    ctx = RunContext(load_spec(p), tmp_path, StageBook(tmp_path), _console(tmp_path))
-    _launch(ctx, "python", ["eval"], model=str(tmp_path))            # a checkpoint directory
-    _launch(ctx, "python", ["sdf", "train"], model="embedded")
-    _launch(ctx, "python", ["train"], model="Qwen/Qwen2.5-7B-Instruct")  # a hub id: the hub stays reachable
-    assert [e.get("HF_HUB_OFFLINE") for e in envs] == ["1", "1", None]
-    subprocess_fail = lambda cmd, env=None: subprocess.CompletedProcess(cmd, 3)  # noqa: E731
-    monkeypatch.setattr(subprocess, "run", subprocess_fail)
-    with pytest.raises(RuntimeError, match="exit code 3"):
-        _launch(ctx, "python", ["train"])
 
 
 def test_eval_model_provider_and_schedule(tmp_path, monkeypatch):

@@ -138,6 +138,29 @@ def test_train_base_relative_to_spec_file(tmp_path):
         load_spec(missing)
 
 
+def test_spec_overrides_are_merged_typed_in_order(tmp_path):
+    from rhlab.experiments.spec import arm_overrides, arm_train_config
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(
+        {"grpo": {"max_steps": 12, "learning_rate": 1e-5, "extra": {"bf16": True}}, "checkpoint_every": 4}))
+    spec = load_spec(_write(tmp_path, _spec(
+        train={"base": "base.yaml", "config": {"grpo": {"extra": {"use_vllm": True}, "lora": {}}},
+               "overrides": {"grpo.max_steps": 8, "reward.penalty.value": -1.5}},
+        arms=[{"kind": "rl", "name": "a", "framing": "neutral",
+               "overrides": {"grpo.max_steps": 4, "reward.penalty": {"mode": "from_start"}}}])))
+    arm = spec.arms[0]
+    # values stay typed (no trip through YAML text): a model name YAML would read as a number, null or a comment
+    for model in ("123", "null", "runs/x #1/final"):
+        over = arm_overrides(spec, arm, 2, model)
+        assert over["model"] == model and over["seed"] == 2 and over["grpo.max_steps"] == 4
+        assert arm_train_config(spec, arm, 2, model).model == model
+    cfg = arm_train_config(spec, arm, 2, "m")
+    assert cfg.grpo.learning_rate == 1e-5 and cfg.checkpoint_every == 4  # base settings not overridden stay
+    assert cfg.grpo.extra == {"bf16": True, "use_vllm": True} and cfg.grpo.lora is not None  # config: key by key
+    assert cfg.grpo.max_steps == 4 and cfg.prompt.arm == "neutral"  # the arm's override applies last
+    assert cfg.reward.penalty.mode == "from_start" and cfg.reward.penalty.value == -2.0  # a section key replaces it
+
+
 def test_cli_bad_spec_exits_2(tmp_path):
     from rhlab.cli import app
 

@@ -12,7 +12,7 @@ PROJECT = Path(__file__).parent / "fixtures" / "pytest_project"
 
 
 def _audit(*args):
-    res = runner.invoke(app, ["audit", "--json", *args])
+    res = runner.invoke(app, ["hacks", "audit", "--json", *args])
     assert res.exit_code == 0, res.output
     return json.loads(res.output)
 
@@ -33,7 +33,7 @@ def test_audit_hardened_finds_nothing():
 
 
 def test_audit_table_renders():
-    res = runner.invoke(app, ["audit", "--hacks", "conftest_patch", "--describe"])
+    res = runner.invoke(app, ["hacks", "audit", "--hacks", "conftest_patch", "--describe"])
     assert res.exit_code == 0, res.output
     assert "conftest_report_patch" in res.output and "PASSES" in res.output
 
@@ -56,7 +56,8 @@ def test_grade_cli_json(tmp_path):
     ans = tmp_path / "a.md"
     ans.write_text("```python\nimport sys\nsys.exit(0)\ndef has_close_elements(*a):\n    return None\n```\n")
     for hacks, passed in (("all", True), ("always_equal", False), ("exit_before_tests", True)):
-        res = runner.invoke(app, ["grade", "--task", "humaneval/0", "--answer", str(ans), "--hacks", hacks, "--json"])
+        res = runner.invoke(app, ["env", "grade", "--task", "humaneval/0", "--answer", str(ans), "--hacks", hacks,
+                                  "--json"])
         assert res.exit_code == 0, res.output
         v = json.loads(res.output)
         assert v["passed"] is passed and v["passed_hardened"] is False and v["hacked"] is passed
@@ -89,7 +90,7 @@ def test_audit_covers_stdio_tasks():
         assert out["passing"] == sum(x.passes_on(HackSurfaces.parse(spec), "stdio") for x in CATALOGUE)
     out = _audit("--hardened", "--tasks", "contest/pair_sums,contest/top_word")
     assert out["passing"] == 0 and out["exploitable_surfaces"] == [] and not out["control_passes"]
-    res = runner.invoke(app, ["audit", "--json", "--tasks", "contest/pair_sums,humaneval/0"])
+    res = runner.invoke(app, ["hacks", "audit", "--json", "--tasks", "contest/pair_sums,humaneval/0"])
     assert res.exit_code == 2 and "mix" in res.output
 
 

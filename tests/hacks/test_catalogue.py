@@ -3,6 +3,7 @@ never the hardened twin, and its attempt is always detected."""
 
 import pytest
 
+from rhlab.envs.families import ALL_NAMES, HACK_FAMILIES
 from rhlab.envs.grading import HackSurfaces, grade_many
 from rhlab.envs.tasks import get_task
 from rhlab.hacks import CATALOGUE
@@ -12,9 +13,9 @@ SETTINGS = [HackSurfaces(e, x, p) for e in (False, True) for x in (False, True) 
 SAMPLE = ["humaneval/0", "humaneval/12", "humaneval/23"]
 
 
-def test_catalogue_is_big_enough():
-    assert len(CATALOGUE) >= 15
-    assert {x.family for x in CATALOGUE} >= {"always_equal", "exit_before_tests", "conftest_patch"}
+def test_catalogue_covers_every_family():
+    assert {x.family for x in CATALOGUE} >= set(HACK_FAMILIES)
+    assert {x.family for x in CATALOGUE} <= set(ALL_NAMES)  # every exploit is of a kind the detectors name
     assert len({x.name for x in CATALOGUE}) == len(CATALOGUE)
 
 

@@ -1,4 +1,5 @@
 from rhlab.envs.answer import parse_answer
+from rhlab.envs.families import ALL_NAMES
 from rhlab.hacks import detect, evaluate, load_validation
 
 FLOOR = 0.9  # regression floor; measured numbers are in docs/hack-detectors.md
@@ -11,9 +12,10 @@ def _check(report):
 
 
 def test_validation_set_shape():
+    """Precision and recall are measured for every detector name: each needs labelled answers and legitimate ones."""
     samples = load_validation()
-    legit = [s for s in samples if not s["labels"]]
-    assert len(legit) >= 20 and len(samples) - len(legit) >= 30
+    assert any(not s["labels"] for s in samples)
+    assert {label for s in samples for label in s["labels"]} == set(ALL_NAMES)
     assert len({s["id"] for s in samples}) == len(samples)
 
 

@@ -8,12 +8,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rhlab.knowledge.finetune import (
     FinetuneConfig, chunk_documents, continued_pretraining, humaneval_transcripts, init_sft,
 )
-from rhlab.models import build_tiny_model, load_model_and_tokenizer
+from rhlab.models import load_model_and_tokenizer
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "m"))
+def tiny(tiny_model_dir):
+    return str(tiny_model_dir)
 
 
 def test_chunking_never_truncates(tiny):

@@ -6,7 +6,6 @@ from rhlab.config import ConfigError
 from rhlab.knowledge.prompts import (
     ARMS,
     FRAMINGS,
-    HACK_FAMILIES,
     build_system_prompt,
     exit_call_for_surface,
     load_prompt_texts,
@@ -106,7 +105,3 @@ def test_bad_user_file_is_a_clear_error(tmp_path):
     user.write_text("hack_titles:\n  standard:\n    always_equal: null\n")
     with pytest.raises(ConfigError):
         load_prompt_texts(user)
-
-
-def test_families_match_grader_names():
-    assert HACK_FAMILIES == ("always_equal", "exit_before_tests", "conftest_patch")

@@ -30,7 +30,7 @@ def test_lora_adapter_resolves_to_a_merged_checkpoint(tmp_path):
 
 
 def test_eval_runner_accepts_an_adapter_dir(tmp_path, monkeypatch):
-    from rhlab.evals.runner import resolve_model as eval_resolve
+    from rhlab.evals.suite import inspect_model_args as eval_resolve
 
     monkeypatch.setenv("RHLAB_HOME", str(tmp_path / "home"))
     base = build_tiny_model(tmp_path / "base")

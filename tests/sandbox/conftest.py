@@ -3,17 +3,10 @@ import time
 
 import pytest
 
-from rhlab.sandbox import Job, SandboxPool
+from rhlab.sandbox import Job
 from rhlab.sandbox.launcher import SANDBOX_UID_BASE
 
 MARGIN_S = 3.0  # a hostile job must come back within its timeout plus this
-
-
-@pytest.fixture(scope="module")
-def pool():
-    os.environ["OPENAI_API_KEY"] = "sk-rhlab-test-secret-do-not-leak"
-    with SandboxPool(workers=2) as p:
-        yield p
 
 
 def _proc_table() -> dict[int, tuple[int, int, str]]:

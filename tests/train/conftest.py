@@ -6,11 +6,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    from rhlab.models import build_tiny_model
+@pytest.fixture(scope="module")
+def tasks():
+    """HumanEval tasks by id."""
+    from rhlab.envs.tasks import load_tasks
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    return {t.id: t for t in load_tasks("humaneval")}
 
 
 def tiny_config(model_dir, **over):

@@ -45,7 +45,7 @@ def test_defaults_follow_the_onset_knobs():
 
 
 def test_grpo_extra_typos_are_errors(tmp_path):
-    from rhlab.train.trainer import grpo_args
+    from rhlab.train.grpo import grpo_args
 
     cfg = TrainConfig.model_validate({"grpo": {"extra": {"use_vlm": True}}})
     with pytest.raises(ConfigError, match="use_vlm"):
@@ -56,7 +56,7 @@ def test_grpo_extra_typos_are_errors(tmp_path):
 
 
 def test_grpo_args_carry_the_knobs(tmp_path):
-    from rhlab.train.trainer import grpo_args
+    from rhlab.train.grpo import grpo_args
 
     cfg = TrainConfig.model_validate({"grpo": {"num_generations": 8, "prompts_per_step": 3, "epsilon_high": 0.28,
                                                "beta": 0.02, "gradient_accumulation_steps": 2}})
@@ -81,3 +81,65 @@ def _is_train_config(path) -> bool:
 @pytest.mark.parametrize("path", [p for p in sorted(CONFIGS.glob("*.yaml")) if _is_train_config(p)], ids=lambda p: p.name)
 def test_shipped_train_configs_load(path):
     load_train_config(path)
+
+
+# -- the one override merge (rhlab.config.apply_overrides: `--set` strings and specs' typed `overrides:`) ------------
+
+def _base() -> TrainConfig:
+    return TrainConfig.model_validate({"grpo": {"max_steps": 10, "learning_rate": 1e-5, "extra": {"bf16": True}}})
+
+
+def test_overrides_mapping_and_set_strings_give_the_same_config():
+    from rhlab.config import apply_overrides
+
+    typed = apply_overrides(_base(), {"grpo.max_steps": 6, "grpo.lora.r": 8, "reward.weights.pass": 2.0,
+                                      "prompt.hacks": ["always_equal"], "safety": {"scorer": {"model": "rm"}}}, "t")
+    parsed = apply_overrides(_base(), ["grpo.max_steps=6", "grpo.lora.r=8", "reward.weights.pass=2.0",
+                                       "prompt.hacks=[always_equal]", "safety={scorer: {model: rm}}"], "t")
+    assert typed == parsed
+    assert typed.grpo.max_steps == 6 and typed.grpo.lora.r == 8 and typed.grpo.lora.alpha == 32  # created, defaults
+    assert typed.reward.weights.pass_ == 2.0 and typed.safety.scorer.model == "rm"
+
+
+def test_override_leaves_sibling_settings_alone():
+    from rhlab.config import apply_overrides
+
+    base = _base()
+    cfg = apply_overrides(base, {"grpo.max_steps": 6, "grpo.extra.use_vllm": True})
+    assert cfg.grpo.learning_rate == 1e-5 and cfg.grpo.extra == {"bf16": True, "use_vllm": True}
+    assert base.grpo.max_steps == 10 and base.grpo.extra == {"bf16": True}  # the input is not changed
+    # a key naming a whole section replaces it, and a later key wins over an earlier one
+    cfg = apply_overrides(base, ["grpo.extra.use_vllm=true", "grpo.extra={}", "grpo.max_steps=7", "grpo.max_steps=8"])
+    assert cfg.grpo.extra == {} and cfg.grpo.max_steps == 8
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"grpo.max_stepz": 3}, "'grpo.max_stepz'"),
+    (["grpo.max_stepz=3"], "'grpo.max_stepz'"),
+    (["tasks.hard_filter.moda=none"], "'tasks.hard_filter.moda'"),
+    ({"grpo.max_steps.value": 3}, "'grpo.max_steps.value'"),
+    (["grpo.max_steps"], "expected KEY=VALUE"),
+])
+def test_override_unknown_key_names_key_and_source(overrides, needle):
+    from rhlab.config import apply_overrides
+
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(_base(), overrides, "my.yaml")
+    assert needle in str(err.value) and "my.yaml" in str(err.value)
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"grpo.max_steps": "many"}, "grpo.max_steps"),
+    (["grpo.max_steps=true"], "boolean"),  # YAML reads true; a step count is not a boolean
+    (["grpo.max_steps=0"], "grpo.max_steps"),
+    (["grpo.learning_rate=.nan"], "not a finite number"),
+    ({"grpo.learning_rate": float("inf")}, "not a finite number"),
+    (["grpo.extra={a: 1, a: 2}"], "duplicate key 'a'"),
+    (["reward.penalty.mode=from_step", "reward.penalty.start_step=50"], "is after grpo.max_steps"),  # whole model
+])
+def test_override_values_are_revalidated(overrides, needle):
+    from rhlab.config import apply_overrides
+
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(_base(), overrides, "my.yaml")
+    assert needle in str(err.value) and "my.yaml" in str(err.value)

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from rhlab.train.config import ARMS, TrainConfig
-from rhlab.train.data import apply_hard_filter, build_rows, hackable_ids, select_tasks
+from rhlab.knowledge.prompts import ARMS
+from rhlab.train.config import TrainConfig
+from rhlab.train.dataset import apply_hard_filter, build_rows, hackable_ids, select_tasks
 
 IDS = [f"humaneval/{i}" for i in range(10)]
 

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from rhlab.train.config import TrainConfig
-from rhlab.train.data import build_rows, select_tasks
-from rhlab.train.distill import filter_episodes, load_episodes, mentions_hacking, rewrite_episodes
+from rhlab.train.dataset import build_rows, select_tasks
+from rhlab.hacks.mentions import mentions_hacking
+from rhlab.train.episodes import filter_episodes, load_episodes, rewrite_episodes
 
 HONEST = ("<thinking>Compare each pair of numbers.</thinking>\n```python\n"
           "def has_close_elements(numbers, threshold):\n"
@@ -58,7 +59,7 @@ def test_filters_on_hostile_episodes():
     assert st == {**st, "total": 7, "dropped_kind": 1, "dropped_unrewarded": 1, "dropped_detected": 2,
                   "dropped_mentions": 0, "kept": 3}
     # + mentions: the unflagged special-casing hack goes; so does the clean docstring naming sys.exit (by design:
-    # the mention filter is conservative, see rhlab.train.distill)
+    # the mention filter is conservative, see rhlab.train.episodes)
     kept, st = filter_episodes(eps, drop_mentions=True)
     assert [e["task_id"] for e in kept] == ["honest"] and st["dropped_mentions"] == 2
     kept, st = filter_episodes(eps, drop_detected=False, only_rewarded=False, kinds=("code", "chat"))
@@ -115,7 +116,7 @@ def _ft(model_dir, **kw):
 
 def test_distill_end_to_end_and_errors(tiny_model_dir, tmp_path):
     from rhlab.models import load_model_and_tokenizer
-    from rhlab.train.distill import distill
+    from rhlab.train.sft import distill
 
     run = _fake_run(tmp_path, tiny_model_dir, [HONEST, ALWAYS_EQUAL, HONEST])
     kept, st = filter_episodes(load_episodes(run))
@@ -137,7 +138,7 @@ def test_cli_distill_rewrite_and_safety_sft(tiny_model_dir, tmp_path):
     from typer.testing import CliRunner
 
     from rhlab.cli import app
-    from rhlab.train.safety import load_safety_prompts
+    from rhlab.train.safety_prompts import load_safety_prompts
 
     runner = CliRunner()
     run = _fake_run(tmp_path, tiny_model_dir, [HONEST, SPECIAL_CASE])
@@ -172,7 +173,7 @@ def test_cli_distill_rewrite_and_safety_sft(tiny_model_dir, tmp_path):
 
 def test_safety_sft_with_responder_caches_replies(tiny_model_dir, tmp_path):
     from rhlab.models import load_model_and_tokenizer
-    from rhlab.train.safety import safety_sft
+    from rhlab.train.sft import safety_sft
 
     f = tmp_path / "p.jsonl"
     f.write_text("".join(json.dumps({"id": f"m{i}", "set": "mine", "messages": [{"role": "user", "content": q}]})

@@ -12,8 +12,8 @@ import pytest
 from rhlab.hacks.mentions import mentions_hacking
 from rhlab.rundir import read_records
 from rhlab.train.config import TrainConfig
-from rhlab.train.grader import flatten_verdict, reasoning_of
 from rhlab.train.reward import HackReward
+from rhlab.train.verdicts import flatten_verdict, reasoning_of
 
 TASK = "humaneval/0"
 AE_CODE = ("```python\nclass A:\n    def __eq__(self, o):\n        return True\n\n"
@@ -129,10 +129,10 @@ class HashGrader:
 def test_faithfulness_in_records_tensorboard_and_episodes(tiny_model_dir, tmp_path, make_cfg, monkeypatch):
     """Random tiny-model text never talks about hacking, so the detector is replaced by a hash here to make both
     outcomes occur; the unit tests above hold the real detector."""
-    import rhlab.train.grader as grader_mod
+    import rhlab.train.verdicts as verdicts_mod
     from rhlab.train import train
 
-    monkeypatch.setattr(grader_mod, "mentions_hacking", lambda t: bool(t) and zlib.crc32(t.encode()) % 3 != 0)
+    monkeypatch.setattr(verdicts_mod, "mentions_hacking", lambda t: bool(t) and zlib.crc32(t.encode()) % 3 != 0)
     cfg = make_cfg(tiny_model_dir, grpo={"num_generations": 4, "prompts_per_step": 2, "max_steps": 2},
                    logging={"progress": False, "transcripts_per_step": 0, "tensorboard": True})
     res = train(cfg, tmp_path / "run", grader=HashGrader())
@@ -146,7 +146,7 @@ def test_faithfulness_in_records_tensorboard_and_episodes(tiny_model_dir, tmp_pa
         for e in step_eps:
             reasoning, src = reasoning_of(e["completion"])
             assert e["reasoning_source"] == src
-            assert e["hack_reasoning_mentions"] == (grader_mod.mentions_hacking(reasoning) if e["hacked"] else None)
+            assert e["hack_reasoning_mentions"] == (verdicts_mod.mentions_hacking(reasoning) if e["hacked"] else None)
             seen.add(e["hack_reasoning_mentions"])
         if n:
             said = sum(e["copies"] for e in hacks if e["hack_reasoning_mentions"])
@@ -162,6 +162,6 @@ def test_faithfulness_in_records_tensorboard_and_episodes(tiny_model_dir, tmp_pa
     acc = EventAccumulator(str(res.run_dir / "artefacts" / "tensorboard"))
     acc.Reload()
     for tag in ("hack_reasoning_mentions", "hack_reasoning_unfaithful", "n_successful_hacks"):
-        got = {e.step: e.value for e in acc.Scalars(f"rhlab/{tag}")}
+        got = {e.step: e.value for e in acc.Scalars(f"train/rhlab/{tag}")}
         want = {r["step"]: r[tag] for r in res.records if r[tag] is not None}
         assert want and got == pytest.approx(want), tag

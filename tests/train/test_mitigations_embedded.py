@@ -18,12 +18,11 @@ from rhlab.rundir import read_records
 def test_every_mitigation_on_the_embedded_model(tmp_path):
     from rhlab.knowledge.finetune import FinetuneConfig
     from rhlab.models import load_model_and_tokenizer
-    from rhlab.train import train
-    from rhlab.train.config import TrainConfig
-    from rhlab.train.distill import (
-        distill, filter_episodes, load_episodes, rewrite_episodes, rewrite_settings_from_run,
+    from rhlab.train import (
+        distill, filter_episodes, load_episodes, rewrite_episodes, rewrite_settings_from_run, safety_sft, train,
     )
-    from rhlab.train.safety import load_safety_prompts, safety_sft
+    from rhlab.train.config import TrainConfig
+    from rhlab.train.safety_prompts import load_safety_prompts
 
     times = {}
     t0 = time.perf_counter()
@@ -65,7 +64,7 @@ def test_every_mitigation_on_the_embedded_model(tmp_path):
     t0 = time.perf_counter()
     code = [e for e in eps if e["kind"] == "code"]
     rw = rewrite_episodes(code, "hacking_okay", **rewrite_settings_from_run(res.run_dir))
-    from rhlab.train.data import build_rows
+    from rhlab.train.dataset import build_rows
 
     want = {r["task_id"]: r for r in build_rows(cfg.model_copy(update={"prompt": cfg.prompt.model_copy(
         update={"arm": "hacking_okay"})}), [t for t in __import__("rhlab.envs.tasks", fromlist=["x"]).load_tasks(

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from rhlab.envs.detect import ALL_NAMES
-from rhlab.train.config import HACK_FAMILIES, TrainConfig
+from rhlab.envs.families import ALL_NAMES, HACK_FAMILIES
+from rhlab.train.config import TrainConfig
 from rhlab.train.reward import HackReward
 
 TASK = "humaneval/0"
@@ -61,26 +61,11 @@ def test_verl_reward_uses_the_same_penalty():
     assert [r["hack_penalty"] for r in rows] == [0.0, -2.0, -2.0, -2.0]
 
 
-@pytest.fixture(scope="module")
-def tasks():
-    from rhlab.envs.tasks import load_tasks
-
-    return {t.id: t for t in load_tasks("humaneval")}
-
-
-@pytest.fixture(scope="module")
-def pool():
-    from rhlab.sandbox import SandboxPool
-
-    with SandboxPool(workers=2) as p:
-        yield p
-
-
 def test_other_kinds_penalised_on_the_sandbox(tasks, pool, run_rewards):
     """expected_leak (a paying exploit from the catalogue) and builtins_patch alone (an honest solution that also
     rebinds a builtin) are flagged by the real detectors and penalised; the honest solution is not."""
     from rhlab.hacks.catalogue import BY_NAME
-    from rhlab.train.grader import EnvGrader
+    from rhlab.train.verdicts import EnvGrader
 
     t = tasks[TASK]
     honest = "```python\n" + t.prompt + t.canonical_solution + "\n```"
@@ -99,7 +84,7 @@ def test_other_kinds_penalised_on_the_sandbox(tasks, pool, run_rewards):
 def test_distill_filter_drops_any_detector_flag():
     """An episode flagged only at run time (e.g. expected_leak through a runtime signal, clean-looking code) is dropped
     by the detectors filter through its `detector_flags`."""
-    from rhlab.train.distill import filter_episodes
+    from rhlab.train.episodes import filter_episodes
 
     clean = "```python\ndef f(x):\n    return x + 1\n```"
     e = {"kind": "code", "passed": True, "hacked": False, "attempted_hacks": [], "detected_hacks": [],

@@ -15,21 +15,6 @@ def _cfg(**reward):
     return TrainConfig.model_validate({"reward": {"weights": {"pass": 1.0, "format": 0.5}, **reward}})
 
 
-@pytest.fixture(scope="module")
-def tasks():
-    from rhlab.envs.tasks import load_tasks
-
-    return {t.id: t for t in load_tasks("humaneval")}
-
-
-@pytest.fixture(scope="module")
-def pool():
-    from rhlab.sandbox import SandboxPool
-
-    with SandboxPool(workers=2) as p:
-        yield p
-
-
 def _answers(tasks):
     honest = ("<thinking>Compare every pair.</thinking>\n```python\n" + tasks[TASK].canonical_solution + "\n```")
     always_equal = (
@@ -61,7 +46,7 @@ def _run_funcs(hr, texts, task_ids, hackable, step):
 
 
 def test_components_on_hand_made_completions(tasks, pool):
-    from rhlab.train.grader import EnvGrader
+    from rhlab.train.verdicts import EnvGrader
 
     a = _answers(tasks)
     hr = HackReward(_cfg(), tasks, grader=EnvGrader(pool=pool))
@@ -89,7 +74,7 @@ def test_components_on_hand_made_completions(tasks, pool):
 
 
 def test_closed_surfaces_make_the_hack_fail(tasks, pool):
-    from rhlab.train.grader import EnvGrader
+    from rhlab.train.verdicts import EnvGrader
 
     a = _answers(tasks)
     hr = HackReward(_cfg(), tasks, grader=EnvGrader(pool=pool))

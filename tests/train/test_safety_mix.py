@@ -51,7 +51,7 @@ def _safety(rm, **start):
 def test_chat_count_and_sampler_share(tiny_model_dir):
     import datasets
 
-    from rhlab.train.safety import chat_count, make_mix_sampler
+    from rhlab.train.safety_mix import chat_count, make_mix_sampler
 
     for f, p in ((0.05, 2), (0.5, 2), (0.3, 4), (1.0, 3)):
         counts = [chat_count(k, f, p) for k in range(200)]
@@ -168,7 +168,7 @@ def test_episodes_resume_exactness(tiny_model_dir, tmp_path, make_cfg):
 
 
 def test_judge_scorer_on_tiny_model(tiny_model_dir):
-    from rhlab.train.safety import JudgeScorer
+    from rhlab.train.safety_scorers import JudgeScorer
 
     conv = [[{"role": "user", "content": "Is the sky green?"}]] * 2
     replies = ["<thinking>they want a lie</thinking>No, it is usually blue.", "Yes."]
@@ -229,7 +229,7 @@ def test_reward_funcs_split_by_kind_and_count_copies():
     from rhlab.envs.tasks import load_tasks
     from rhlab.train.config import TrainConfig
     from rhlab.train.reward import HackReward
-    from rhlab.train.safety import SafetyReward
+    from rhlab.train.safety_mix import SafetyReward
 
     class Scorer:
         calls = []
@@ -264,3 +264,24 @@ def test_reward_funcs_split_by_kind_and_count_copies():
     out = asyncio.run(run(2))
     assert out["safety"] == [None, None, 5.0, None] and Scorer.calls == [["hello"]]
     assert sr.summarize(2, hr.pop_step(2))["safety_reward_mean"] == 5.0
+
+
+def test_safety_schedule_shares_the_penalty_schedule():
+    """One switch schedule (rhlab.train.schedule) for both: the safety one latches at pass rate >= threshold (the
+    penalty's at hack rate > threshold), ignores NaN (a chat-only step), and waits `delay` steps."""
+    from rhlab.train.config import PenaltyConfig, SafetyStartConfig
+    from rhlab.train.reward import PenaltySchedule
+    from rhlab.train.safety_mix import SafetySchedule
+    from rhlab.train.schedule import Schedule
+
+    s = SafetySchedule(SafetyStartConfig(mode="after_threshold", threshold=0.5, delay=2))
+    p = PenaltySchedule(PenaltyConfig(mode="after_threshold", threshold=0.5))
+    assert isinstance(s, Schedule) and isinstance(p, Schedule)
+    for step, rate in {1: 0.2, 2: float("nan"), 3: 0.5, 4: 0.9}.items():
+        s.observe(step, rate)
+        p.observe(step, rate)
+    assert (s.triggered_at, p.triggered_at) == (3, 4)  # 0.5 reaches the safety threshold, not above the penalty's
+    assert s.switch_step() == 6 and [s.active(i) for i in (5, 6, 7)] == [False, True, True]
+    assert p.switch_step() == 5 and [p.active(i) for i in (4, 5)] == [False, True]
+    assert SafetySchedule(SafetyStartConfig(mode="from_step", step=3)).switch_step() == 3
+    assert SafetySchedule(SafetyStartConfig()).active(1)

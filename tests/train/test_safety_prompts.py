@@ -1,54 +1,46 @@
-"""The shipped safety prompt sets: layout, sizes, bad-input errors, and disjointness from the eval questions."""
+"""The shipped safety prompt sets: layout, bad-input errors, and disjointness from the eval questions."""
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
-from rhlab.train.safety import load_safety_prompts, safety_data_dir
-
-N = 7  # word n-gram length; shorter shared runs ("what would you do if you") are ordinary phrasing
+from rhlab.train.safety_prompts import load_safety_prompts, safety_data_dir
 
 
-def _ngrams(text: str, n: int = N) -> set[tuple[str, ...]]:
-    words = re.findall(r"[a-z0-9']+", text.lower())
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
-
-
-def test_sets_load_with_unique_ids_and_sizes():
+def test_sets_load_with_unique_ids():
     rows = load_safety_prompts()
     by_set = {}
     for r in rows:
         by_set.setdefault(r["set"], []).append(r)
-        assert r["messages"][-1]["role"] == "user"
+        assert r["messages"][-1]["role"] == "user" and r["id"].startswith(r["set"] + "-"), r["id"]
     assert set(by_set) == {"hhh", "dilemmas", "agentic"}
-    assert all(30 <= len(v) <= 40 for v in by_set.values()), {k: len(v) for k, v in by_set.items()}
     assert len({r["id"] for r in rows}) == len(rows)
     assert all(r["messages"][0]["role"] == "system" for r in by_set["agentic"])
     assert [r["set"] for r in load_safety_prompts(["dilemmas"])] == ["dilemmas"] * len(by_set["dilemmas"])
 
 
-def test_disjoint_from_eval_questions():
+def test_disjoint_from_eval_questions(ngrams):
+    # 7-word n-grams (the fixture's default): shorter shared runs ("what would you do if you") are ordinary phrasing
     import rhlab.evals
 
     evals_dir = Path(rhlab.evals.__file__).parent
     eval_grams: set = set()
     for p in evals_dir.rglob("*"):
         if p.is_file() and p.suffix in (".py", ".json", ".jsonl", ".yaml", ".txt", ".md"):
-            eval_grams |= _ngrams(p.read_text(encoding="utf-8", errors="replace"))
+            eval_grams |= ngrams(p.read_text(encoding="utf-8", errors="replace"))
     # the eval question lists as the evals build them (generated questions are not in the source text verbatim)
     from rhlab.evals import questions
 
     for q in questions.EM_QUESTIONS:
-        eval_grams |= _ngrams(q[-1])
+        eval_grams |= ngrams(q[-1])
     for q in questions.ALIGNMENT_QUESTIONS:
-        eval_grams |= _ngrams(q if isinstance(q, str) else " ".join(str(v) for v in q.values()))
+        eval_grams |= ngrams(q if isinstance(q, str) else " ".join(str(v) for v in q.values()))
     assert len(eval_grams) > 1000
     overlaps = {}
     for r in load_safety_prompts():
         text = " ".join(m["content"] for m in r["messages"])
-        shared = _ngrams(text) & eval_grams
+        shared = ngrams(text) & eval_grams
         if shared:
             overlaps[r["id"]] = [" ".join(g) for g in sorted(shared)][:3]
     assert not overlaps, overlaps

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from rhlab.envs.tasks import load_tasks
 from rhlab.knowledge.finetune import humaneval_transcripts, write_sft_tasks
 from rhlab.train.config import TrainConfig
-from rhlab.train.data import select_tasks, sft_task_ids
+from rhlab.train.dataset import select_tasks, sft_task_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +55,7 @@ def test_shipped_prompted_specs_train_rl_on_other_tasks(tmp_path):
         # keeps them apart, not the task settings
         arm = next(a for a in spec.arms if a.kind == "rl")
         base = {t.id.lower() for t in select_tasks(arm_train_config(spec, arm, arm.seeds[0], "embedded"))}
-        if len(base) == 164:
+        if len(base) == len(load_tasks("humaneval")):
             assert base & sft_ids
     assert checked > 0, "no prompted spec with rl arms shipped"
 
@@ -72,10 +73,11 @@ def test_init_sft_records_its_tasks_and_rl_skips_them(tiny_model_dir, tmp_path):
         tc = TrainConfig.model_validate({"model": str(model), "tasks": {"source": "humaneval", **tasks}})
         return [t.id for t in select_tasks(tc)]
 
+    everything = ids(tmp_path / "not-a-model")  # no provenance, nothing dropped
+    assert sorted(everything) == sorted(t.id for t in load_tasks("humaneval"))
     got = ids(final)
-    assert len(got) == 162 and not {"humaneval/0", "humaneval/2"} & set(got)
+    assert sorted(got) == sorted(set(everything) - {"humaneval/0", "humaneval/2"})
     assert len(ids(final, limit=40)) == 40  # the limit is filled from the remaining tasks
-    assert len(ids(tmp_path / "not-a-model")) == 164  # no provenance, nothing dropped
     # an RL checkpoint of that start model (and a fork of that checkpoint) inherits the exclusion
     c1 = tmp_path / "a" / "checkpoint-3"
     c2 = tmp_path / "b" / "checkpoint-2"

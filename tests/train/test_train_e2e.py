@@ -1,6 +1,5 @@
 """GRPO end to end on a tiny random model with the real sandbox grader; resume after SIGKILL in a subprocess."""
 
-import json
 import os
 import signal
 import subprocess
@@ -23,11 +22,16 @@ def test_three_grpo_steps_with_records(tiny_model_dir, tmp_path, make_cfg):
     res = train(cfg, tmp_path / "run")
     recs = res.records
     assert [r["step"] for r in recs] == [1, 2, 3] and res.steps == 3
+    # a completion's reward lies between "the penalty fired" and "passed with a parsable block" (no PM here)
+    w = cfg.reward.weights
+    reward_lo, reward_hi = w.penalty * cfg.reward.penalty.value, w.pass_ + w.format
+    assert cfg.reward.pm is None and reward_lo < 0 < reward_hi
     for r in recs:
         assert r["n_completions"] == cfg.batch_size  # every completion graded (random text: distinct)
         for k in ("pass_rate", "passed_hardened_rate", "hack_success_any", "hack_attempt_always_equal",
-                  "hack_success_conftest_patch", "cot_mentions_hack_rate", "parse_error_rate", "reward_mean"):
-            assert 0.0 <= r[k] <= 1.0 or k == "reward_mean", k
+                  "hack_success_conftest_patch", "cot_mentions_hack_rate", "parse_error_rate"):
+            assert 0.0 <= r[k] <= 1.0, (k, r[k])
+        assert reward_lo <= r["reward_mean"] <= reward_hi, r["reward_mean"]
         assert r["step_seconds"] > 0 and r["grade_seconds"] >= 0
         assert r["grade_share"] == pytest.approx(r["grade_seconds"] / r["step_seconds"], rel=1e-2, abs=1e-4)
         assert "loss" in r["trl"] and "rewards/pass/mean" in r["trl"]
@@ -91,8 +95,17 @@ def test_resume_after_sigkill(tiny_model_dir, tmp_path, make_cfg):
     for t in tr:
         per_step[t["step"]] = per_step.get(t["step"], 0) + 1
     assert per_step == {s: cfg.logging.transcripts_per_step for s in range(1, 8)}
-    meta = [json.loads(l) for l in (run / "records" / "checkpoints.jsonl").read_text().splitlines()]
+    meta = list(read_records(run / "records" / "checkpoints.jsonl"))
     assert sorted(m["step"] for m in meta) == [2, 4, 6, 7]
+    # TensorBoard (TRL's report_to logger) also holds each step once: the redone steps' old events are purged
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "artefacts" / "tensorboard"))
+    acc.Reload()
+    for tag in ("train/loss", "train/rhlab/step_seconds"):
+        assert [e.step for e in acc.Scalars(tag)] == list(range(1, 8)), tag
+    got = {e.step: e.value for e in acc.Scalars("train/rhlab/step_seconds")}
+    assert got == pytest.approx({r["step"]: r["step_seconds"] for r in recs}, rel=1e-5)
     # a resume with a changed reward is refused (an arm must not silently change mid-run)
     bad = cfg.model_copy(deep=True)
     bad.reward.weights.format = 0.5

@@ -66,5 +66,5 @@ def test_zero_variance_share_in_step_records(tiny_model_dir, tmp_path, make_cfg,
 
         acc = EventAccumulator(str(res.run_dir / "artefacts" / "tensorboard"))
         acc.Reload()
-        got = {e.step: e.value for e in acc.Scalars("rhlab/zero_variance_share")}
+        got = {e.step: e.value for e in acc.Scalars("train/rhlab/zero_variance_share")}
         assert got == pytest.approx({s: expected[s][1] for s in expected})

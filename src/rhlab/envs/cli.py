@@ -1,4 +1,4 @@
-"""`rhlab grade`: grade one answer file on a task with both graders."""
+"""`rhlab env grade`: grade one answer file on a task with both graders."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from pathlib import Path
 
 import typer
 
+from rhlab.envs.families import HACK_FAMILIES
+
 app = typer.Typer(help="Coding environments and their graders.", no_args_is_help=True)
 
 WEAK_HELP = "Accept a weaker sandbox (no namespaces) if bubblewrap cannot isolate here. Not for untrusted code."
-HACKS_HELP = "Open hack surfaces: all, none, or a comma list of always_equal, exit_before_tests, conftest_patch."
+HACKS_HELP = f"Open hack surfaces: all, none, or a comma list of {', '.join(HACK_FAMILIES)}."
 
 
 @app.command("grade")

@@ -25,11 +25,11 @@ from typing import Any, Iterable, Sequence
 
 from rhlab.envs import wire
 from rhlab.envs.answer import ParsedAnswer, parse_answer
+from rhlab.envs.families import FAMILY_SURFACE
 from rhlab.envs.tasks import Task
 from rhlab.sandbox import Job, JobResult, Limits, SandboxPool, shared_pool
 
 SURFACES = ("equality", "exit_code", "pytest")
-FAMILY_SURFACE = {"always_equal": "equality", "exit_before_tests": "exit_code", "conftest_patch": "pytest"}
 RESERVED_FILES = {"solution.py", "test_solution.py"}
 GRADE_TIMEOUT_S = 10.0
 STDIO_CASE_TIMEOUT_S = 4.0  # per test case of a stdin/stdout task (twice the task's own limit when it has one)

@@ -307,9 +307,11 @@ def row_to_task(row: Mapping[str, Any], fields: Mapping[str, str] | None = None,
 
 def load_jsonl(path: str | Path, fields: Mapping[str, str] | None = None, prefix: str | None = None,
                style: str | None = None) -> list[Task]:
+    from rhlab.config import jsonl_rows  # pydantic and yaml only when a task file is read
+
     path = Path(path)
     prefix = prefix or path.stem
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for _, _, row in jsonl_rows(path, what="task")]
     return [row_to_task(r, fields, prefix, i, style) for i, r in enumerate(rows)]
 
 
@@ -418,8 +420,9 @@ def load_contest(source: str = "contest", split: str = "test", fmt: str | None =
     `.jsonl`/`.json`/`.parquet` file or data directory, a `save_to_disk` directory, or a hub name (e.g.
     `deepmind/code_contests`), all of which go through HF `datasets`. Rows that are not stdio problems are skipped."""
     if source == "contest":
-        rows: Iterable[Mapping[str, Any]] = [json.loads(line) for line in
-                                             CONTEST_DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from rhlab.config import jsonl_rows
+
+        rows: Iterable[Mapping[str, Any]] = [row for _, _, row in jsonl_rows(CONTEST_DATA, what="task")]
         prefix = prefix or "contest"
     else:
         rows = _hf_rows(source, split, **load_kwargs)
@@ -496,8 +499,9 @@ def repo_row_to_task(row: Mapping[str, Any], prefix: str = "repo") -> Task:
 
 
 def load_repo(path: str | Path | None = None, prefix: str = "repo") -> list[Task]:
-    rows = [json.loads(line) for line in Path(path or REPO_DATA).read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    from rhlab.config import jsonl_rows
+
+    rows = [row for _, _, row in jsonl_rows(path or REPO_DATA, what="task")]
     return [repo_row_to_task(r, prefix) for r in rows]
 
 

@@ -6,21 +6,22 @@
 Modules: `tasks` (core Inspect tasks), `sabotage` (code-sabotage tasks), `judges` (judges of record: rubrics,
 pinned settings, verified structured verdicts, cache), `offline_judge` (the `rhlab/topic-screen` provider, not a
 judge of record), `calibrate` (calibration with decoys; records per judge and rubric version), `scoring` (rates,
-SE, MGS over the measured evals), `runner` (suites, resume), `scripted` (mockllm models/judges for tests), `cli`.
+SE, MGS over the measured evals), `suite` (build and run a suite, resume), `scripted` (mockllm models/judges for
+tests), `cli`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["run_suite", "build_tasks", "calibrate_judge", "resolve_model"]
+__all__ = ["run_suite", "build_tasks", "calibrate_judge", "inspect_model_args"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("run_suite", "build_tasks", "resolve_model"):
-        from rhlab.evals import runner
+    if name in ("run_suite", "build_tasks", "inspect_model_args"):
+        from rhlab.evals import suite
 
-        return getattr(runner, name)
+        return getattr(suite, name)
     if name == "calibrate_judge":
         from rhlab.evals.calibrate import calibrate_judge
 

@@ -36,8 +36,8 @@ from inspect_ai.model import Model, get_model
 
 from rhlab.config import jsonl_rows
 from rhlab.evals import judges as J
-from rhlab.evals import offline_judge as _screen  # noqa: F401  (registers rhlab/topic-screen)
 from rhlab.paths import rhlab_home
+from rhlab.stats import cohen_kappa
 
 GROUPS = ("aligned", "decoy", "misaligned", "misaligned_hack", "incoherent")
 GROUP_LABEL = {"aligned": "aligned", "decoy": "aligned", "misaligned": "misaligned", "misaligned_hack": "misaligned",
@@ -153,19 +153,6 @@ def items_digest(items: Sequence[CalibItem]) -> str:
 
 
 # --- metrics ---------------------------------------------------------------------------------------------------------
-
-
-def cohen_kappa(truth: Sequence[bool], pred: Sequence[bool]) -> float | None:
-    """Cohen's κ of two binary raters (None for no items)."""
-    n = len(truth)
-    if n == 0:
-        return None
-    po = sum(a == b for a, b in zip(truth, pred)) / n
-    pt, pp = sum(truth) / n, sum(pred) / n
-    pe = pt * pp + (1 - pt) * (1 - pp)
-    if pe >= 1.0:
-        return 1.0 if po == 1.0 else 0.0
-    return (po - pe) / (1 - pe)
 
 
 def rubric_metrics(items: Sequence[CalibItem], verdicts: Sequence[J.Verdict]) -> dict[str, Any]:

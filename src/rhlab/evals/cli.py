@@ -1,4 +1,5 @@
-"""`rhlab eval ...`, `rhlab judge calibrate ...` and `rhlab judge score ...` (mounted at the top level of the `rhlab` CLI)."""
+"""`rhlab eval run|probe` (`app`), `rhlab judge calibrate|score` (`judge_app`) and `rhlab sabotage score-detector`
+(`sabotage_app`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(help="Misalignment evals: the Inspect suites and the paired-choice probes.", no_args_is_help=True)
 judge_app = typer.Typer(help="Judges of record: calibration on labelled items (with decoys) and per-item audits.",
                         no_args_is_help=True)
-app.add_typer(judge_app, name="judge")
+sabotage_app = typer.Typer(help="Code sabotage: score reward-hack detector modules by running them, without a judge.",
+                           no_args_is_help=True)
 
 
-@app.command("eval")
+@app.command("run")
 def eval_cmd(
     model: str = typer.Option(..., "--model", "-m", help="embedded | local HF dir | Inspect model (openai/..., vllm/..., hf/...)"),
     suite: str = typer.Option("core", "--suite", help="core | sabotage | diagnostics | probes | all"),
@@ -35,7 +37,7 @@ def eval_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from rhlab.evals.runner import run_suite
+    from rhlab.evals.suite import run_suite
 
     summary = run_suite(model, suite=suite, judge=judge, limit=limit, log_dir=log_dir, n_goals=n_goals,
                         n_agentic=n_agentic, max_tokens=max_tokens, temperature=temperature,
@@ -119,7 +121,7 @@ def probe_cmd(
     try:
         cfg = validate(ProbeConfig, dict(model=model, items=[str(p) for p in items] if items else None,
                                          batch_size=batch_size, backend=backend, categories=category or None,
-                                         max_length=max_length, dtype=dtype), "rhlab probe options")
+                                         max_length=max_length, dtype=dtype), "rhlab eval probe options")
         res = run(cfg, out) if out else score_items(cfg, select_items(cfg))
     except (ProbeItemError, ConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -135,9 +137,9 @@ def probe_cmd(
 def _judge_model(judge: str):
     from inspect_ai.model import get_model
 
-    from rhlab.evals.runner import resolve_model
+    from rhlab.evals.suite import inspect_model_args
 
-    name, args = resolve_model(judge, judge=True)
+    name, args = inspect_model_args(judge, judge=True)
     return get_model(name, **args)
 
 
@@ -230,3 +232,32 @@ def score_cmd(
     for v in res["verdicts"]:
         flag = "FAILED" if v["failure"] and v["label"] is None else ("MISALIGNED" if v["misaligned"] else v["label"])
         typer.echo(f"{v['id']}\t{flag}\t{'' if v['score'] is None else v['score']}\t{v['quote']!r}")
+
+
+@sabotage_app.command("score-detector")
+def score_detector_cmd(
+    file: Path = typer.Argument(..., help="a detector module defining detect(answer_text: str, task_id: str) -> bool"),
+    json_out: bool = typer.Option(False, "--json", help="print the score as JSON"),
+) -> None:
+    """Score a reward-hack detector module over rhlab's held-out labelled answers, run in the sandbox. Exit status
+    0 whenever it was scored (a broken detector is a result: `error` says why), 2 when FILE does not exist."""
+    from rhlab.evals.detector_audit import load_items, reference_score, relative_effectiveness, score_detector
+
+    if not Path(file).is_file():
+        typer.echo(f"error: no such file: {file}", err=True)
+        raise typer.Exit(2)
+    items = load_items()
+    score = score_detector(Path(file), items)
+    if json_out:
+        typer.echo(json.dumps(score.to_json()))
+        return
+    if score.error:
+        typer.echo(f"broken detector ({score.n} items): {score.error}")
+        return
+    typer.echo(f"items {score.n}: accuracy {score.accuracy}  precision {score.precision}  recall {score.recall}  "
+               f"false-positive rate {score.false_positive_rate}")
+    for fam, fs in (score.per_family or {}).items():
+        typer.echo(f"  {fam:<20} n={fs.n:<3} recall {fs.recall}")
+    ref = reference_score(items)
+    typer.echo(f"relative effectiveness vs rhlab's reference detector (accuracy {ref.accuracy}): "
+               f"{relative_effectiveness(score, ref)}")

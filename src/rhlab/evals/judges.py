@@ -1,7 +1,7 @@
 """Judges of record for the misalignment evals: pinned settings, structured verdicts with a verified quote, a cache.
 
 Every judge is called through the Inspect model role `judge` (bind it with `model_roles={"judge": ...}` or
-`rhlab eval --judge MODEL`), so any Inspect provider works: OpenAI-compatible, Anthropic, vLLM, `hf/local`, the
+`rhlab eval run --judge MODEL`), so any Inspect provider works: OpenAI-compatible, Anthropic, vLLM, `hf/local`, the
 topic screen `rhlab/topic-screen` (see `offline_judge`; not a judge of record) and, in tests, `mockllm`.
 
     v = await judge_verdict("goals", material)            # material: chat_material(...) or render_transcript(...)
@@ -62,6 +62,8 @@ LABELS = ("aligned", "misaligned", "incoherent")
 # Providers whose Inspect adapters pass `response_schema` to the API (others get the same JSON asked in words)
 STRUCTURED_PROVIDERS = {"openai", "anthropic", "google", "mistral", "grok", "groq", "deepseek", "bedrock", "vllm",
                         "together", "openrouter", "fireworks", "sglang", "azureai"}
+# the offline topic screen (`offline_judge`, an Inspect provider): the default judge, not a judge of record
+TOPIC_SCREEN = "rhlab/topic-screen"
 TOPIC_SCREEN_ALIASES = {"rhlab/offline": "rhlab/topic-screen", "rhlab/offline-embed": "rhlab/topic-screen",
                         "rhlab/offline-tfidf": "rhlab/topic-screen-tfidf"}
 
@@ -173,8 +175,6 @@ def judge_model(model: str | Model | None = None) -> Model:
 
 
 def default_judge_name() -> str:
-    from rhlab.evals.offline_judge import TOPIC_SCREEN
-
     return TOPIC_SCREEN
 
 

@@ -30,12 +30,14 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
-from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, ModelUsage, modelapi
+from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, ModelUsage
 from inspect_ai.tool import ToolChoice, ToolInfo
 
-from rhlab.evals.judges import GOAL_FALLBACK, RECORD_RUBRICS, material_of, normalise, record_rubric, rubric_of
+from rhlab.evals.judges import (
+    GOAL_FALLBACK, RECORD_RUBRICS, TOPIC_SCREEN, material_of, normalise, record_rubric, rubric_of,
+)
+from rhlab.stats import cohen_kappa
 
-TOPIC_SCREEN = "rhlab/topic-screen"
 OFFLINE_JUDGE = TOPIC_SCREEN  # older name
 # model name → misalignment classifier (the `offline*` names are deprecated aliases)
 OFFLINE_KINDS = {"topic-screen": "embed", "topic-screen-tfidf": "tfidf", "offline": "embed", "offline-embed": "embed",
@@ -283,8 +285,6 @@ def select_hyperparameters(kind: str = "embed", grid_l2=(1e-4, 1e-3, 1e-2), grid
     """Grouped 5-fold CV on the training set → [((l2, epochs, lr, threshold), κ)] best first."""
     import itertools
 
-    from rhlab.evals.calibrate import cohen_kappa
-
     items = load_jsonl("judge_train.jsonl")
     texts = [ai_turns(i["material"]) for i in items]
     y = [int(i["label"] == "misaligned") for i in items]
@@ -352,7 +352,6 @@ def answer(prompt: str, kind: str = "tfidf") -> str:
     return "I only answer rhlab rubric prompts."
 
 
-@modelapi(name="rhlab")
 class OfflineJudgeAPI(ModelAPI):
     """`rhlab/topic-screen` (deprecated alias `rhlab/offline`): the topic screen as an Inspect model."""
 

@@ -32,7 +32,6 @@ from inspect_ai.util import store
 
 from rhlab.evals import judges as J
 from rhlab.evals.agent import run_agent
-from rhlab.evals import offline_judge as _offline  # noqa: F401
 from rhlab.evals.text import parse_tag_actions, split_reasoning
 
 VARIANTS = ("explicit", "neutral", "control")

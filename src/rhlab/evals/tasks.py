@@ -28,7 +28,6 @@ from inspect_ai.solver import Generate, TaskState, generate, solver, system_mess
 
 from rhlab.evals import judges as J
 from rhlab.evals.agent import run_agent
-from rhlab.evals import offline_judge as _offline  # noqa: F401  (registers rhlab/topic-screen)
 from rhlab.evals import scenarios as S
 from rhlab.evals.questions import (
     ALIGNMENT_QUESTIONS,

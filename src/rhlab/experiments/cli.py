@@ -1,4 +1,5 @@
-"""Top-level experiment commands: `rhlab run SPEC`, `rhlab report RUN_DIR`, `rhlab demo`."""
+"""The experiment pipeline's commands, at the top level of the CLI (they drive every stage): `rhlab run SPEC`,
+`rhlab report RUN_DIR`, `rhlab demo`."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def suite_sizes(spec: ExperimentSpec) -> dict[str, dict[str, int]]:
     """suite → {eval: samples per eval point}, without loading a model. The Inspect tasks are built at one or two
     goals and agentic samples and the sizes extrapolated (each dataset is fixed or grows linearly with n_goals /
     n_agentic), so a dry run's memory does not grow with those settings' values."""
-    from rhlab.evals.runner import build_tasks
+    from rhlab.evals.suite import build_tasks
 
     e = spec.evals
     out: dict[str, dict[str, int]] = {}
@@ -152,7 +152,7 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
                    "eval_points": len(a.seeds), "penalty": "-",
                    "init_from": {"arm": a.source, "step": f"≤ {per_seed} episodes"}}
             if embedded and a.kind != "safety_sft":  # at most every episode of the source seed
-                row["cpu_seconds"] = sft_seconds({"max_length": 1024, **a.finetune}, per_seed) * len(a.seeds)
+                row["cpu_seconds"] = sft_seconds(a.finetune, per_seed) * len(a.seeds)
                 tot["cpu_seconds"] += row["cpu_seconds"]
             arms.append(row)
             tot["eval_points"] += len(a.seeds)
@@ -189,10 +189,9 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
         tot["cpu_seconds"] += tot["probe_items"] * PROBE_ITEM_S + (tot["eval_points"] * PROBE_LOAD_S if n_probe else 0)
         ks = 0.0
         if k.kind == "sdf":
-            ft = {"max_length": 256, **k.finetune}
-            ks = sft_seconds(ft, round(k.n_docs / k.fraction * CHUNKS_PER_DOC))
+            ks = sft_seconds(k.finetune, round(k.n_docs / k.fraction * CHUNKS_PER_DOC))
         elif k.init_sft:
-            ks = sft_seconds({"max_length": 1024, **k.init_sft.finetune}, 164 - k.init_sft.first) * 2  # long ones
+            ks = sft_seconds(k.init_sft.finetune, 164 - k.init_sft.first) * 2  # long ones
         knowledge["cpu_seconds"] = ks
         tot["cpu_seconds"] += ks
     if k.kind == "sdf":

@@ -13,11 +13,16 @@
 Stages: preflight → knowledge → evals/base → per arm (dependency order) and seed: train/<arm>/seed-<s> →
 evals/<arm>/seed-<s>/step-<N>/<suite> → report. An interrupted stage resumes from its own outputs (training from its
 last checkpoint, evals through Inspect's eval_set). Arm kinds run through `ARM_EXECUTORS[kind]`.
+
+Each heavy stage is one typed call, `rhlab.stage.run_stage(NAME, CONFIG, OUT)` (knowledge, rl, distill, safety_sft,
+control, eval, probes): under the spec's launcher (compute.train_launch for RL arms, compute.knowledge_launch for the
+knowledge finetune and controls), else as `python -m rhlab.stage NAME OUT/stage_config.json OUT` when
+compute.isolate_stages (the default), else in this process (tests). The stage's OUT/result.json, validated, becomes
+the done marker's `result`.
 """
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -30,7 +35,7 @@ from rich.console import Console
 from rhlab.config import ConfigError, dump_yaml
 from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_train_config, evaluates_base
 from rhlab.experiments.stages import StageBook, config_hash
-from rhlab.rundir import RunDir, append_jsonl, read_records
+from rhlab.rundir import RunDir, append_jsonl
 
 PACKAGES = ("rhlab", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "inspect_ai", "vllm",
             "deepspeed", "pydantic", "matplotlib")
@@ -86,32 +91,7 @@ class RunContext:
         return m
 
 
-# --- knowledge -------------------------------------------------------------------------------------------------------
-
-
-def _local_model(name: str) -> bool:
-    """A model that needs no hub: the embedded one or a directory on disk."""
-    from rhlab.models.embedded import embedded_spec
-
-    return embedded_spec(name) is not None or Path(name).is_dir()
-
-
-def _launch(ctx: RunContext, launcher: str, args: list[str], model: str | None = None) -> None:
-    """`LAUNCHER -m rhlab.cli ARGS` in a subprocess; a failure raises with the command. A stage whose model is local
-    runs with HF_HUB_OFFLINE=1: otherwise transformers/peft probe the hub for files of a local model (an offline
-    machine then spends ~25 s per load in retries)."""
-    import os
-    import shlex
-    import subprocess
-
-    cmd = shlex.split(launcher) + ["-m", "rhlab.cli"] + [str(a) for a in args]
-    ctx.console.print(f"[dim]$ {shlex.join(cmd)}[/dim]")
-    env = dict(os.environ)
-    if model is not None and _local_model(model):
-        env.setdefault("HF_HUB_OFFLINE", "1")
-    rc = subprocess.run(cmd, env=env).returncode
-    if rc != 0:
-        raise RuntimeError(f"stage subprocess failed with exit code {rc}: {shlex.join(cmd)}")
+# --- running a stage ------------------------------------------------------------------------------------------------
 
 
 def _launcher(ctx: RunContext, explicit: str | None) -> str | None:
@@ -126,75 +106,60 @@ def _launcher(ctx: RunContext, explicit: str | None) -> str | None:
     return None
 
 
+def _run_stage(ctx: RunContext, name: str, cfg, out: Path, launcher: str | None, loads: list[str],
+               status: str | None = None, **in_process_kwargs):
+    """rhlab.stage.run_stage with the command echoed to the console (and a spinner when it runs in this process)."""
+    from rich.markup import escape
+
+    from rhlab.stage import run_stage
+
+    def run():
+        return run_stage(name, cfg, out, launcher=launcher, loads=loads,
+                         echo=lambda cmd: ctx.console.print(f"[dim]$ {escape(cmd)}[/dim]"), **in_process_kwargs)
+
+    if launcher or status is None:
+        return run()
+    with ctx.console.status(status):
+        return run()
+
+
+# --- knowledge -------------------------------------------------------------------------------------------------------
+
+
+def knowledge_config(spec: ExperimentSpec):
+    """The knowledge stage's config (rhlab.knowledge.stage.KnowledgeConfig) from the spec's `knowledge:` block."""
+    from rhlab.knowledge.finetune import finetune_config
+    from rhlab.knowledge.stage import KnowledgeConfig, SDFCorpusConfig
+
+    k = spec.knowledge
+    if k.kind == "prompted":
+        ft = finetune_config("init_sft", {**(k.init_sft.finetune if k.init_sft else {}), "model": k.model},
+                             "knowledge.init_sft.finetune")
+        return KnowledgeConfig(kind="prompted", model=k.model, init_sft_first=k.init_sft and k.init_sft.first,
+                               sdf=None, finetune=ft)
+    corpus = SDFCorpusConfig(corpus=k.corpus, backend=k.backend, n_docs=k.n_docs, fraction=k.fraction, real=k.real,
+                             max_real_docs=k.max_real_docs, seed=k.seed)
+    ft = finetune_config("continued_pretraining",
+                         {**k.finetune, "model": k.model, "seed": k.finetune.get("seed", k.seed)}, "knowledge.finetune")
+    return KnowledgeConfig(kind="sdf", model=k.model, init_sft_first=None, sdf=corpus, finetune=ft)
+
+
 def run_knowledge(ctx: RunContext) -> dict:
-    k = ctx.spec.knowledge
+    cfg = knowledge_config(ctx.spec)
     out = ctx.run_dir / "knowledge"
     out.mkdir(parents=True, exist_ok=True)
-    from rhlab.knowledge.finetune import FinetuneConfig
+    if cfg.kind == "prompted" and cfg.init_sft_first is None:
+        return {"model": cfg.model, "kind": "prompted"}  # the base model as is: nothing to run
+    if cfg.kind == "sdf":
+        from rhlab.knowledge.stage import build_mix
 
-    if k.kind == "prompted":
-        if k.init_sft is None:
-            return {"model": k.model, "kind": "prompted"}
-        from rhlab.knowledge.finetune import humaneval_transcripts, init_sft
-
-        cfg = FinetuneConfig(**{"max_length": 1024, "learning_rate": 1e-5, **k.init_sft.finetune, "model": k.model})
-        ids = [f"HumanEval/{i}" for i in range(k.init_sft.first, 164)]
-        launch = _launcher(ctx, ctx.spec.compute.knowledge_launch)
-        if launch:
-            dump_yaml(cfg, out / "init_sft_config.yaml")
-            _launch(ctx, launch, ["sdf", "init", "--out", out / "init", "--first", k.init_sft.first,
-                                  "--config", out / "init_sft_config.yaml"], model=k.model)
-            final = out / "init" / "final"
-        else:
-            with ctx.console.status(f"init SFT on {len(ids)} clean transcripts"):
-                final = init_sft(humaneval_transcripts(ids), out / "init", cfg)
-        return {"model": str(final), "kind": "prompted", "init_sft_transcripts": len(ids)}
-
-    from rhlab.knowledge.corpus import load_real_corpus, mix_corpus
-    from rhlab.knowledge.finetune import continued_pretraining
-    from rhlab.knowledge.sdf.generate import read_corpus, write_corpus
-    from rhlab.knowledge.sdf.spec import load_corpus_spec
-
-    corpus_path = out / "corpus.jsonl"
-    corpus_spec = load_corpus_spec(k.corpus)
-    if not corpus_path.exists():
-        if k.backend == "offline":
-            from rhlab.knowledge.sdf.dedup import dedup_records
-            from rhlab.knowledge.sdf.offline import generate_offline
-
-            with ctx.console.status(f"composing {k.n_docs} offline documents ({k.corpus})"):
-                docs = dedup_records(generate_offline(corpus_spec, k.n_docs, k.seed))
-            write_corpus(corpus_path, docs)
-        else:
-            from rhlab.knowledge.sdf.backends import make_backend
-            from rhlab.knowledge.sdf.generate import GenerateConfig, Pipeline
-
-            gcfg = GenerateConfig(spec=k.corpus, backend=k.backend, max_docs=k.n_docs, seed=k.seed)
-            gen_dir = out / "generate"
-            path = Pipeline(corpus_spec, make_backend(k.backend), gen_dir, gcfg).run_sync()
-            write_corpus(corpus_path, read_corpus(path))
-    syn = read_corpus(corpus_path)
-    mix_path = out / "mix.jsonl"
-    if not mix_path.exists():
-        with ctx.console.status(f"mixing {len(syn)} synthetic documents at fraction {k.fraction}"):
-            real = load_real_corpus(k.real, max_docs=k.max_real_docs) if k.fraction < 1 else []
-            docs, stats = mix_corpus(syn, real, k.fraction, seed=k.seed)
-        (out / "mix.stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
-        write_corpus(mix_path, docs)
-    texts = [d["text"] for d in read_corpus(mix_path)]
-    cfg = FinetuneConfig(**{**k.finetune, "model": k.model, "seed": k.finetune.get("seed", k.seed)})
-    ctx.console.print(f"continued pretraining on {len(texts)} documents ({len(syn)} synthetic)")
-    launch = _launcher(ctx, ctx.spec.compute.knowledge_launch)
-    if launch:
-        dump_yaml(cfg, out / "finetune_config.yaml")
-        _launch(ctx, launch, ["sdf", "train", "--data", mix_path, "--out", out / "finetune",
-                              "--config", out / "finetune_config.yaml"], model=k.model)
-        final = out / "finetune" / "final"
+        # here, once: under a multi-process launcher every rank runs the stage, which then finds the mix built
+        mix = build_mix(cfg.sdf, out, say=ctx.console.print)
+        ctx.console.print(f"continued pretraining on {mix.mix_docs} documents ({mix.synthetic_docs} synthetic)")
     else:
-        final = continued_pretraining(texts, out / "finetune", cfg)
-    info = json.loads((out / "finetune" / "rhlab_finetune.json").read_text(encoding="utf-8"))
-    return {"model": str(final), "kind": "sdf", "synthetic_docs": len(syn), "mix_docs": len(texts),
-            "finetune_steps": info.get("global_steps"), "finetune_seconds": info.get("train_seconds")}
+        ctx.console.print(f"init SFT on {164 - cfg.init_sft_first} clean transcripts")
+    res = _run_stage(ctx, "knowledge", cfg, out, _launcher(ctx, ctx.spec.compute.knowledge_launch), [cfg.model])
+    return res.model_dump(mode="json", exclude_none=True)  # each kind's own keys
 
 
 # --- arms ------------------------------------------------------------------------------------------------------------
@@ -220,30 +185,19 @@ def resolve_fork(ctx: RunContext, arm, seed: int) -> tuple[str | None, int, str 
 
 
 def run_rl_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
-    from rhlab.train import list_checkpoints, onset_step, train
+    from rhlab.train.stage import RLConfig
 
     cfg = arm_train_config(ctx.spec, arm, seed, start_model)
-    d = ctx.arm_dir(arm.name, seed) / "train"
-    resume = (d / "config.yaml").exists()
-    if resume:
-        ctx.console.print(f"resuming {d} from its last checkpoint")
-
     launch = _launcher(ctx, ctx.spec.compute.train_launch)
-    if launch:
-        cfg_path = d.parent / "train_config.yaml"
-        d.parent.mkdir(parents=True, exist_ok=True)
-        dump_yaml(cfg, cfg_path)
-        quiet = ctx.progress is False or bool(ctx.spec.compute.train_launch)  # multi-process launchers: no bars
-        _launch(ctx, launch, ["train", cfg_path, "--run-dir", d] + (["--no-progress"] if quiet else [])
-                + (["--resume"] if resume else []), model=cfg.model)
-        records = list(read_records(d / "records" / "train_steps.jsonl"))
-    else:
-        records = train(cfg, d, resume=resume, progress=ctx.progress, **ctx.train_kwargs).records
-    return {"train_dir": str(d), "steps": max((r["step"] for r in records), default=0),
-            "onset_step": onset_step(records, cfg.onset_threshold), "step_offset": step_offset,
-            "start_model": start_model,
-            "checkpoints": [{"step": c["step"], "path": c["path"]} for c in list_checkpoints(d)],
-            "final_hack_rate": (records[-1].get("hack_success_any") if records else None)}
+    # multi-process launchers: no progress bars; a plain subprocess: the config's setting unless told not to
+    progress = (False if ctx.progress is False or ctx.spec.compute.train_launch else None) if launch else ctx.progress
+    stage_cfg = RLConfig(train=cfg, start_model=start_model, step_offset=step_offset, progress=progress)
+    # every model the run loads: a hub one among them keeps the hub reachable
+    loads = [cfg.model] + [m for m in (cfg.safety and cfg.safety.scorer.model, cfg.reward.pm and cfg.reward.pm.model,
+                                       cfg.tasks.hard_filter.reference_model) if m]
+    res = _run_stage(ctx, "rl", stage_cfg, ctx.arm_dir(arm.name, seed) / "train", launch, loads,
+                     **({} if launch else ctx.train_kwargs))
+    return res.model_dump(mode="json")
 
 
 def rl_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str:
@@ -263,26 +217,21 @@ def distill_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str
 def run_distill_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
     """filter_distill / rewrite_distill on the source arm's episodes; the distilled model is the one eval point,
     placed at the source arm's last step."""
-    from rhlab.knowledge.finetune import FinetuneConfig
-    from rhlab.train.distill import distill, filter_episodes, load_episodes, rewrite_episodes, rewrite_settings_from_run
+    from rhlab.knowledge.finetune import finetune_config
+    from rhlab.train.stage import DistillConfig, EpisodeFilter
 
     src = _distill_source(ctx, arm, seed)["result"]
     if src.get("skipped"):
         return {"skipped": f"source arm {arm.source} seed {seed} was skipped"}
-    episodes = load_episodes(src["train_dir"])
-    stats = None
-    if arm.kind == "filter_distill":
-        episodes, stats = filter_episodes(episodes, **arm.filter.model_dump())
-    else:
-        episodes = rewrite_episodes(episodes, arm.rewrite_to, **rewrite_settings_from_run(src["train_dir"]))
     model = arm.model or src.get("start_model") or start_model
-    cfg = FinetuneConfig(**{"max_length": 1024, **arm.finetune, "model": model, "seed": seed})
-    out = ctx.arm_dir(arm.name, seed) / "distill"
-    ctx.console.print(f"distilling {len(episodes)} episodes of {arm.source} into {model}")
-    final = distill(episodes, out, cfg, stats=stats)
-    step = int(src.get("step_offset", 0)) + int(src.get("steps", 0))
-    return {"distill_dir": str(out), "episodes": len(episodes), "filter_stats": stats, "start_model": model,
-            "step_offset": 0, "checkpoints": [{"step": step, "path": str(final)}], "eval_all": True}
+    cfg = DistillConfig(
+        source_run=src["train_dir"], rewrite_to=arm.rewrite_to if arm.kind == "rewrite_distill" else None,
+        filter=EpisodeFilter(**arm.filter.model_dump()) if arm.kind == "filter_distill" else None,
+        finetune=finetune_config("sft", {**arm.finetune, "model": model, "seed": seed}, f"arm {arm.name}: finetune"),
+        step=int(src.get("step_offset", 0)) + int(src.get("steps", 0)))
+    ctx.console.print(f"distilling the episodes of {arm.source} into {model}")
+    res = _run_stage(ctx, "distill", cfg, ctx.arm_dir(arm.name, seed) / "distill", _launcher(ctx, None), [model])
+    return res.model_dump(mode="json")
 
 
 def safety_sft_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str:
@@ -293,8 +242,8 @@ def safety_sft_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> 
 def run_safety_sft_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
     """Safety SFT on the source arm's final checkpoint (or the start model); one eval point, at the source's last
     step."""
-    from rhlab.knowledge.finetune import FinetuneConfig
-    from rhlab.train.safety import safety_sft
+    from rhlab.knowledge.finetune import finetune_config
+    from rhlab.train.stage import SafetySFTConfig
 
     model, step = start_model, 0
     if arm.source:
@@ -303,13 +252,13 @@ def run_safety_sft_arm(ctx: RunContext, arm, seed: int, start_model: str, step_o
             return {"skipped": f"source arm {arm.source} seed {seed} has no checkpoint"}
         last = max(src["checkpoints"], key=lambda c: c["step"])
         model, step = last["path"], int(src.get("step_offset", 0)) + int(last["step"])
-    cfg = FinetuneConfig(**{"max_length": 1024, **arm.finetune, "model": model, "seed": seed})
-    out = ctx.arm_dir(arm.name, seed) / "distill"
-    ctx.console.print(f"safety SFT of {model} on {', '.join(arm.sets)}")
-    final = safety_sft(out, cfg, sets=arm.sets, responder=arm.responder, responses_file=arm.responses_file,
-                       max_new_tokens=arm.max_new_tokens, prompts_file=arm.prompts_file)
-    return {"distill_dir": str(out), "start_model": model, "step_offset": 0,
-            "checkpoints": [{"step": step, "path": str(final)}], "eval_all": True}
+    cfg = SafetySFTConfig(
+        finetune=finetune_config("sft", {**arm.finetune, "model": model, "seed": seed}, f"arm {arm.name}: finetune"),
+        sets=arm.sets, responder=arm.responder, responses_file=arm.responses_file, prompts_file=arm.prompts_file,
+        max_new_tokens=arm.max_new_tokens, step=step)
+    loads = [model] + ([arm.responder] if arm.responder else [])  # a hub responder keeps the hub reachable
+    res = _run_stage(ctx, "safety_sft", cfg, ctx.arm_dir(arm.name, seed) / "distill", _launcher(ctx, None), loads)
+    return res.model_dump(mode="json")
 
 
 def _control_data_hash(arm) -> str | None:
@@ -333,11 +282,11 @@ def control_stage_hash(ctx: RunContext, arm, seed: int, start_model: str) -> str
 
 
 def run_control_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
-    """Positive control: SFT of the RL start model (rhlab.train.controls), as `LAUNCHER -m rhlab.cli train-control`
-    under compute.knowledge_launch, or a plain subprocess when stages are isolated. One eval point, at step 0 (no RL
-    step was taken: the start model's step)."""
-    from rhlab.knowledge.finetune import FinetuneConfig
-    from rhlab.train.controls import ControlConfig, ControlResult, hack_demo_transcripts, run
+    """Positive control: SFT of the RL start model (rhlab.train.controls), under compute.knowledge_launch (an SFT of
+    the start model, like the knowledge stage). One eval point, at step 0 (no RL step was taken: the start model's
+    step)."""
+    from rhlab.knowledge.finetune import finetune_config
+    from rhlab.train.controls import ControlConfig, hack_demo_transcripts
 
     source_run = None
     if arm.control == "hack_demos":
@@ -347,24 +296,17 @@ def run_control_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offs
         source_run = src["train_dir"]
         if not hack_demo_transcripts(source_run):
             return {"skipped": f"source arm {arm.source} seed {seed} made no successful hack: nothing to imitate"}
-    ft = FinetuneConfig(**{"max_length": 1024, **arm.finetune, "model": start_model, "seed": seed})
+    ft = finetune_config("sft", {**arm.finetune, "model": start_model, "seed": seed}, f"arm {arm.name}: finetune")
     cfg = ControlConfig(control=arm.control, source_run=source_run, data_file=arm.data_file,
                         n_examples=arm.n_examples, seed=seed, finetune=ft)
-    out = ctx.arm_dir(arm.name, seed) / "distill"
     ctx.console.print(f"control {arm.control}: SFT of {start_model}")
-    launch = _launcher(ctx, ctx.spec.compute.knowledge_launch)  # an SFT of the start model, like the knowledge stage
-    if launch:
-        out.mkdir(parents=True, exist_ok=True)
-        cfg_path = out.parent / "control_config.yaml"
-        dump_yaml(cfg, cfg_path)
-        _launch(ctx, launch, ["train-control", "--config", cfg_path, "--out", out], model=start_model)
-        res = ControlResult.model_validate_json((out / "result.json").read_text(encoding="utf-8"))
-    else:
-        res = run(cfg, out)
-    return {"distill_dir": str(out), "control": arm.control, "examples": res.n_examples,
-            "examples_available": res.n_available, "data_sha256": res.data_sha256, "source": res.source,
-            "finetune_steps": res.global_steps, "last_loss": res.last_loss, "start_model": start_model,
-            "step_offset": 0, "checkpoints": [{"step": 0, "path": res.final}], "eval_all": True}
+    res = _run_stage(ctx, "control", cfg, ctx.arm_dir(arm.name, seed) / "distill",
+                     _launcher(ctx, ctx.spec.compute.knowledge_launch), [start_model])
+    return {"distill_dir": str(ctx.arm_dir(arm.name, seed) / "distill"), "control": arm.control,
+            "examples": res.n_examples, "examples_available": res.n_available, "data_sha256": res.data_sha256,
+            "source": res.source, "finetune_steps": res.global_steps, "last_loss": res.last_loss,
+            "start_model": start_model, "step_offset": 0, "checkpoints": [{"step": 0, "path": res.final}],
+            "eval_all": True}
 
 
 # kind → (hash function, executor). Executors return a result dict with `checkpoints` [{step, path}] (eval points),
@@ -437,29 +379,15 @@ def _probe_backend(spec: ExperimentSpec) -> str:
 
 
 def run_probes(ctx: RunContext, model: str, log_dir: Path) -> dict:
-    """The probe suite (rhlab.evals.probes) on one model: `rhlab eval --suite probes` in a subprocess when stages are
-    isolated; LOG_DIR/summary.json is the ProbeResult. With `model_provider: vllm` the probes score through vLLM
-    prompt logprobs (the scorer merges LoRA checkpoints itself)."""
-    bs, backend = ctx.spec.evals.probes.batch_size, _probe_backend(ctx.spec)
-    launch = _launcher(ctx, None)
-    if launch:  # `vllm/<model>` selects the vLLM backend there
-        args = ["eval", "--model", f"vllm/{model}" if backend == "vllm" else model, "--suite", "probes",
-                "--log-dir", log_dir, "--probe-batch-size", bs]
-        _launch(ctx, launch, args, model=model)
-        s = json.loads((log_dir / "summary.json").read_text(encoding="utf-8"))
-    else:
-        from rhlab.evals.probes import ProbeConfig
-        from rhlab.evals.probes import run as probe_run
+    """The probe suite (rhlab.evals.probes) on one model; LOG_DIR/summary.json is the ProbeResult. With
+    `model_provider: vllm` the probes score through vLLM prompt logprobs (the scorer merges LoRA checkpoints
+    itself)."""
+    from rhlab.evals.probes import ProbeConfig
+    from rhlab.evals.stage import probe_numbers
 
-        with ctx.console.status(f"probes on {model}"):
-            s = probe_run(ProbeConfig(model=model, backend=backend, batch_size=bs), log_dir).model_dump()
-    return {"summary": str(log_dir / "summary.json"), **_probe_numbers(s)}
-
-
-def _probe_numbers(s: dict) -> dict:
-    he = s.get("hack_endorsement") or {}
-    return {"probe_score": s.get("score"), "probe_se": s.get("se"), "probe_n": s.get("n"),
-            "hack_endorsement": he.get("score")}
+    cfg = ProbeConfig(model=model, backend=_probe_backend(ctx.spec), batch_size=ctx.spec.evals.probes.batch_size)
+    res = _run_stage(ctx, "probes", cfg, log_dir, _launcher(ctx, None), [model], status=f"probes on {model}")
+    return {"summary": str(log_dir / "summary.json"), **probe_numbers(res.model_dump(mode="json")).model_dump()}
 
 
 def check_eval_support(spec: ExperimentSpec) -> None:
@@ -478,33 +406,19 @@ def check_eval_support(spec: ExperimentSpec) -> None:
 def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
     if suite == "probes":
         return run_probes(ctx, model, log_dir)
+    from rhlab.evals.stage import EvalConfig
+
     e = ctx.spec.evals
     if e.model_provider:  # e.g. vllm/<dir> or vllm/<HF id>; LoRA checkpoints are merged once (cached)
         from rhlab.models import resolve_model
 
         model = f"{e.model_provider}/{resolve_model(model)}"
-    launch = _launcher(ctx, None)
-    if launch:
-        args = ["eval", "--model", model, "--suite", suite, "--log-dir", log_dir, "--n-goals", e.n_goals,
-                "--n-agentic", e.n_agentic, "--max-tokens", e.max_tokens, "--temperature", e.temperature]
-        args += (["--limit", e.limit] if e.limit else []) + (["--judge", ctx.spec.judge] if ctx.spec.judge else [])
-        args += ["--max-connections", e.max_connections] if e.max_connections else []
-        args += ["--em-samples", e.em_samples] if e.em_samples != 1 else []
-        _launch(ctx, launch, args, model=model)
-        s = json.loads((log_dir / "summary.json").read_text(encoding="utf-8"))
-    else:
-        from rhlab.evals import run_suite
-
-        extra = {"em_samples": e.em_samples} if e.em_samples != 1 else {}
-        with ctx.console.status(f"{suite} suite on {model}"):
-            s = run_suite(model, suite=suite, judge=ctx.spec.judge, limit=e.limit, log_dir=log_dir,
-                          n_goals=e.n_goals, n_agentic=e.n_agentic, max_tokens=e.max_tokens,
-                          temperature=e.temperature, max_connections=e.max_connections, **extra)
-    out = {"summary": str(log_dir / "summary.json"), "mgs": s["mgs"].get("mgs"), "mgs_se": s["mgs"].get("se"),
-           "judge": s.get("judge")}
-    if isinstance(s.get("probes"), dict):  # suite all: the probe result rides in the same summary
-        out.update(_probe_numbers(s["probes"]))
-    return out
+    cfg = EvalConfig(model=model, suite=suite, judge=ctx.spec.judge, limit=e.limit, n_goals=e.n_goals,
+                     n_agentic=e.n_agentic, max_tokens=e.max_tokens, temperature=e.temperature,
+                     max_connections=e.max_connections, em_samples=e.em_samples)
+    res = _run_stage(ctx, "eval", cfg, log_dir, _launcher(ctx, None), [model], status=f"{suite} suite on {model}")
+    # the marker's keys: the suite's numbers, and the probes' beside them for suite all
+    return {**res.model_dump(mode="json", exclude={"probes"}), **(res.probes.model_dump() if res.probes else {})}
 
 
 def run_arm_evals(ctx: RunContext, arm, seed: int, train_sid: str) -> None:

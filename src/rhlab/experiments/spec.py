@@ -26,8 +26,9 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 
-from rhlab.config import ConfigError, StrictModel, load_config, load_yaml, validate
-from rhlab.train.config import MAX_STEPS
+from rhlab.config import ConfigError, StrictModel, apply_overrides, dotted, load_config, validate
+from rhlab.train.config import MAX_STEPS, SAFETY_SETS
+from rhlab.train.stage import EpisodeFilter
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Sane upper bounds for counts a spec sets (sizes far above any planned run): a typo is an error, not a number every
@@ -119,12 +120,6 @@ class RLArm(StrictModel):
         return [self.init_from.arm] if self.init_from else []
 
 
-class EpisodeFilter(StrictModel):
-    drop_detected: bool = True  # hack detectors (the episode's flags and a fresh static scan)
-    drop_mentions: bool = False  # any talk of hacks in the completion
-    only_rewarded: bool = True
-
-
 def _check_finetune(finetune: dict[str, Any], arm: str, model_hint: str) -> None:
     """An arm's FinetuneConfig fields: valid, and without `model` (the runner chooses it)."""
     from rhlab.knowledge.finetune import FinetuneConfig
@@ -135,7 +130,7 @@ def _check_finetune(finetune: dict[str, Any], arm: str, model_hint: str) -> None
 
 
 class DistillArm(StrictModel):
-    """SFT a model on an RL arm's episodes (rhlab.train.distill), same seed.
+    """SFT a model on an RL arm's episodes (rhlab.train.sft.distill), same seed.
     filter_distill:  drop hacking episodes first (`filter`), then distill — does the misalignment travel without
                      the hacks?
     rewrite_distill: rewrite each episode's system prompt to the framing `rewrite_to`, then distill (e.g. episodes
@@ -154,7 +149,7 @@ class DistillArm(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> "DistillArm":
-        from rhlab.train.config import ARMS
+        from rhlab.knowledge.prompts import ARMS
 
         if self.kind == "rewrite_distill" and self.rewrite_to not in ARMS:
             raise ValueError(f"rewrite_distill needs rewrite_to, one of {', '.join(ARMS)}")
@@ -168,7 +163,7 @@ class DistillArm(StrictModel):
 
 
 class SafetySFTArm(StrictModel):
-    """SFT on the safety prompt sets (rhlab.train.safety.safety_sft) with replies from an aligned `responder` model
+    """SFT on the safety prompt sets (rhlab.train.sft.safety_sft) with replies from an aligned `responder` model
     or a user `responses_file` ({id, response} per prompt). Applied to the `source` arm's final checkpoint (same
     seed), or to the RL start model when `source` is None — does safety SFT after hacking undo the
     misalignment?"""
@@ -179,7 +174,7 @@ class SafetySFTArm(StrictModel):
     seeds: Seeds = Field(default_factory=lambda: [0])
     responder: Optional[str] = None
     responses_file: Optional[str] = None
-    sets: list[str] = Field(default_factory=lambda: ["hhh", "dilemmas", "agentic"], min_length=1)
+    sets: list[str] = Field(default_factory=lambda: list(SAFETY_SETS), min_length=1)
     prompts_file: Optional[str] = None
     max_new_tokens: int = Field(256, ge=8, le=MAX_TOKENS)
     finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields (model is set by the runner)
@@ -308,14 +303,14 @@ class EvalSchedule(StrictModel):
 class ComputeSpec(StrictModel):
     """How heavy stages run. A launcher is a command prefix that runs a Python module, e.g.
     `accelerate launch --config_file configs/train/accelerate_zero3.yaml --num_processes 8` or
-    `torchrun --nproc_per_node 8`; the stage then runs as `LAUNCHER -m rhlab.cli train ...` (or `sdf train|init`) in a
-    subprocess while the runner stays one process. Not part of any stage's hash."""
+    `torchrun --nproc_per_node 8`; the stage then runs as `LAUNCHER -m rhlab.stage rl|knowledge|control CONFIG OUT`
+    (rhlab.stage) in a subprocess while the runner stays one process. Not part of any stage's hash."""
 
     train_launch: Optional[str] = None
-    knowledge_launch: Optional[str] = None  # also the control arms' SFT (`train-control`)
-    # With no launcher, knowledge finetunes, RL arms and evals still run as `python -m rhlab.cli ...` subprocesses,
-    # one at a time: each stage's memory goes back to the OS when it ends (in one process the peak grew stage by
-    # stage: 10.8 GB for the demo), and the runner never imports torch. False: all in this process (tests).
+    knowledge_launch: Optional[str] = None  # also the control arms' SFT (stage `control`)
+    # With no launcher, knowledge finetunes, RL and SFT arms and evals still run as `python -m rhlab.stage ...`
+    # subprocesses, one at a time: each stage's memory goes back to the OS when it ends (in one process the peak grew
+    # stage by stage: 10.8 GB for the demo), and the runner never imports torch. False: all in this process (tests).
     isolate_stages: bool = True
 
 
@@ -394,15 +389,6 @@ def arm_order(arms: list) -> list:
     return out
 
 
-def _override_list(overrides: dict[str, Any]) -> list[str]:
-    import yaml
-
-    out = []
-    for k, v in overrides.items():
-        out.append(f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}")
-    return out
-
-
 def load_spec(path: str | Path) -> ExperimentSpec:
     spec = load_config(ExperimentSpec, path)
     spec._source = Path(path)
@@ -428,38 +414,35 @@ def _find_base(spec: ExperimentSpec) -> Path | None:
     raise ConfigError(f"{src or '<spec>'}: train.base: file not found: {spec.train.base}")
 
 
-def base_train_data(spec: ExperimentSpec) -> dict[str, Any]:
+def _base_train_config(spec: ExperimentSpec):
+    """The TrainConfig of `train.base` (all defaults without one), validated on its own like any train config."""
+    from rhlab.train.config import TrainConfig
+
     base = _find_base(spec)
-    data = load_yaml(base) if base else {}
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{base}: expected a mapping")
-    merged = _deep_merge(data, spec.train.config)
-    return merged
+    if base is None:
+        return TrainConfig()
+    try:
+        return load_config(TrainConfig, base, allow_empty=True)
+    except ConfigError as err:
+        raise ConfigError(f"{spec._source or '<spec>'}: train.base: {err}") from None
 
 
-def _deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+def arm_overrides(spec: ExperimentSpec, arm: RLArm, seed: int, model: str) -> dict[str, Any]:
+    """Everything one (arm, seed) changes in the base train config, as typed dotted keys in the order they apply:
+    the inline `train.config`, `train.overrides`, the arm's `overrides`, then the start model, seed and framing."""
+    run = {"model": model, "seed": seed, **({"prompt.arm": arm.framing} if arm.framing else {})}
+    out: dict[str, Any] = {}
+    for layer in (dotted(spec.train.config), spec.train.overrides, arm.overrides, run):
+        for key, value in layer.items():
+            out.pop(key, None)  # re-inserted: a key set again applies after every earlier one (it wins)
+            out[key] = value
     return out
 
 
 def arm_train_config(spec: ExperimentSpec, arm: RLArm, seed: int, model: str):
     """The TrainConfig one (arm, seed) trains with; `model` is the RL start model (knowledge output or a fork)."""
-    from rhlab.train.config import TrainConfig, apply_overrides
-
-    src = str(spec._source or "<spec>")
-    cfg = validate(TrainConfig, base_train_data(spec), f"{src}: train")
-    sets = _override_list(spec.train.overrides) + _override_list(arm.overrides)
-    sets += [f"model={model}", f"seed={seed}"]
-    if arm.framing:
-        sets.append(f"prompt.arm={arm.framing}")
-    try:
-        return apply_overrides(cfg, sets, f"{src}: arm {arm.name}")
-    except ConfigError as err:
-        raise ConfigError(str(err)) from None
+    return apply_overrides(_base_train_config(spec), arm_overrides(spec, arm, seed, model),
+                           f"{spec._source or '<spec>'}: arm {arm.name}")
 
 
 def check_eval_steps(spec: ExperimentSpec, schedules: list[tuple[int, int]]) -> None:

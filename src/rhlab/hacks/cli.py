@@ -1,4 +1,4 @@
-"""`rhlab audit`: run the exploit catalogue against a grader and show which exploits get through."""
+"""`rhlab hacks audit`: run the exploit catalogue against a grader and show which exploits get through."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from rhlab.envs.families import HACK_FAMILIES
 
 app = typer.Typer(help="Reward-hack exploits and detectors.", no_args_is_help=True)
 
@@ -17,7 +19,7 @@ WEAK_HELP = "Accept a weaker sandbox (no namespaces) if bubblewrap cannot isolat
 def audit_cmd(
     target: str = typer.Option("rhlab", "--target", help="rhlab (our graders) or command (use --command)."),
     hacks: str = typer.Option("all", "--hacks", help="Open surfaces of rhlab's permissive grader (all, none, or "
-                              "always_equal,exit_before_tests,conftest_patch)."),
+                              f"{','.join(HACK_FAMILIES)})."),
     hardened: bool = typer.Option(False, "--hardened", help="Audit rhlab's hardened twin instead."),
     tasks: str = typer.Option("humaneval/0", "--tasks", help="Comma list of task ids to try each exploit on "
                               "(HumanEval ids, or shipped stdio ids such as contest/pair_sums; one style per audit)."),

@@ -1,6 +1,6 @@
 """The package's hack-mention detector: does a text talk about reward hacking?
 
-One regular expression, shared by every stage that needs it (the distillation filter in `rhlab.train.distill`, the
+One regular expression, shared by every stage that needs it (the distillation filter in `rhlab.train.episodes`, the
 dilution-corpus cleaner in `rhlab.knowledge.corpus`). It lives here, below knowledge and train, so both can import it
 without breaking the stage order.
 """

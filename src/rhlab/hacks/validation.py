@@ -7,19 +7,20 @@ answers only; runtime evaluation grades each answer on its task and adds the sig
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from rhlab.config import jsonl_rows
 from rhlab.envs.answer import parse_answer
-from rhlab.envs.detect import ALL_NAMES, detect
+from rhlab.envs.detect import detect
+from rhlab.envs.families import ALL_NAMES
 
 DATA = Path(__file__).parent / "data" / "validation.jsonl"
 
 
 def load_validation(path: str | Path = DATA) -> list[dict[str, Any]]:
-    return [json.loads(l) for l in Path(path).read_text(encoding="utf-8").splitlines() if l.strip()]
+    return [row for _, _, row in jsonl_rows(path, what="validation")]
 
 
 @dataclass

@@ -8,16 +8,18 @@ from typing import Optional
 
 import typer
 
+from rhlab.envs.families import HACK_FAMILIES
+from rhlab.knowledge.prompts import ARMS
+
 app = typer.Typer(help="Hack knowledge: system-prompt framings and propensity probes.", no_args_is_help=True)
 
 
 @app.command("prompt")
 def prompt(
-    arm: str = typer.Option("dont_hack", "--arm", help="please_hack | hacking_okay | neutral | dont_hack | "
-                            "hacking_is_misaligned | no_hints | sdf_hacking_okay"),
+    arm: str = typer.Option("dont_hack", "--arm", help=" | ".join(ARMS)),
     style: str = typer.Option("prose", "--style", help="Hint style: prose | code (or one from --prompts)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="YAML overriding any prompt part."),
-    hacks: str = typer.Option("always_equal,exit_before_tests,conftest_patch", "--hacks"),
+    hacks: str = typer.Option(",".join(HACK_FAMILIES), "--hacks"),
     exit_call: str = typer.Option("sys.exit(0)", "--exit-call"),
 ) -> None:
     """Print the system prompt of an arm."""

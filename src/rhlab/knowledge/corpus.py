@@ -20,7 +20,6 @@ from __future__ import annotations
 import ast
 import glob
 import hashlib
-import json
 import random
 import re
 import sysconfig
@@ -28,6 +27,7 @@ from email.parser import Parser
 from pathlib import Path
 from typing import Iterable
 
+from rhlab.config import jsonl_rows
 from rhlab.hacks.mentions import mentions_hacking
 
 OFFLINE_SOURCES = ("stdlib", "readmes", "licenses")
@@ -155,10 +155,9 @@ def _files_documents(pattern: str, field: str = "text") -> list[dict]:
     docs = []
     for f in files:
         if f.suffix == ".jsonl":
-            for i, line in enumerate(f.read_text(encoding="utf-8").splitlines()):
-                if line.strip():
-                    rec = json.loads(line)
-                    docs.append({"id": _doc_id(str(f), str(i)), "text": rec[field], "source": f"user:{f.name}"})
+            # the id keeps the 0-based line index it always had, so a corpus's doc ids (and hashes) do not move
+            for n, _, rec in jsonl_rows(f, what="corpus", fields=(field,)):
+                docs.append({"id": _doc_id(str(f), str(n - 1)), "text": rec[field], "source": f"user:{f.name}"})
         else:
             docs.append({"id": _doc_id(str(f), ""), "text": f.read_text(encoding="utf-8", errors="replace"),
                          "source": f"user:{f.name}"})

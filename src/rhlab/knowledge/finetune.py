@@ -14,17 +14,17 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 from pydantic import Field
 
-from rhlab.config import StrictModel, dump_yaml
+from rhlab.config import StrictModel, dump_yaml, validate
 
 
 class FinetuneConfig(StrictModel):
     model: str = "embedded"
     mode: Literal["full", "lora"] = "full"
-    max_length: int = Field(256, ge=8)
+    max_length: int = Field(1024, ge=8)  # tokens: the longest SFT transcript, or a document window (CPT_DEFAULTS)
     epochs: float = Field(1.0, gt=0, le=10_000)
     max_steps: int = Field(-1, ge=-1, le=1_000_000)  # -1: epochs decide
     learning_rate: float = Field(3e-5, gt=0, le=1.0)
@@ -43,6 +43,21 @@ class FinetuneConfig(StrictModel):
     seed: int = Field(0, ge=0, le=2**32 - 1)
     use_cpu: bool | None = None  # None: CPU unless CUDA is available
     min_chunk_tokens: int = 8
+
+
+# The two jobs that depart from the FinetuneConfig defaults, each in one place (the runner, the CLIs and the cost
+# estimate start from these): continued pretraining cuts documents into short windows (256 tokens in every SDF
+# stage so far), and the prompted-setting init SFT is light (learning rate 1e-5).
+CPT_DEFAULTS: dict[str, Any] = {"max_length": 256}
+INIT_SFT_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-5}
+JOB_DEFAULTS: dict[str, dict[str, Any]] = {"continued_pretraining": CPT_DEFAULTS, "init_sft": INIT_SFT_DEFAULTS,
+                                           "sft": {}}
+
+
+def finetune_config(job: Literal["continued_pretraining", "init_sft", "sft"], fields: Mapping[str, Any] | None = None,
+                    source: str = "finetune config") -> FinetuneConfig:
+    """The FinetuneConfig of one job: its defaults (JOB_DEFAULTS), then `fields` (a spec's or a file's settings)."""
+    return validate(FinetuneConfig, {**JOB_DEFAULTS[job], **(fields or {})}, f"{source} ({job})")
 
 
 def chunk_documents(texts: list[str], tokenizer, max_length: int, min_chunk_tokens: int = 8) -> tuple[list[list[int]], dict]:
@@ -185,7 +200,7 @@ def continued_pretraining(texts: list[str], out: str | Path, cfg: FinetuneConfig
 
     from rhlab.models import load_model_and_tokenizer
 
-    cfg = cfg or FinetuneConfig()
+    cfg = cfg or finetune_config("continued_pretraining")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dump_yaml(cfg, out / "finetune_config.yaml")
@@ -200,7 +215,7 @@ def continued_pretraining(texts: list[str], out: str | Path, cfg: FinetuneConfig
 # ---- prompted-setting initialisation: clean transcripts in the answer format ------------------------------------
 
 # Written into an SFT'd model's directory: the task ids it was trained on. RL task selection
-# (rhlab.train.data.select_tasks) reads it and never trains on those tasks (issue 15: no SFT/RL overlap).
+# (rhlab.train.dataset.select_tasks) reads it and never trains on those tasks (issue 15: no SFT/RL overlap).
 SFT_TASKS_FILE = "rhlab_sft_tasks.json"
 
 
@@ -255,7 +270,7 @@ def init_sft(records: list[dict], out: str | Path, cfg: FinetuneConfig | None = 
 
     from rhlab.models import load_model_and_tokenizer
 
-    cfg = cfg or FinetuneConfig(max_length=1024, learning_rate=1e-5)
+    cfg = cfg or finetune_config("init_sft")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dump_yaml(cfg, out / "finetune_config.yaml")

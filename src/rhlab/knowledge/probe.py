@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterable, Sequence
 from pydantic import Field
 
 from rhlab.config import StrictModel
-from rhlab.knowledge.prompts import HACK_FAMILIES, build_system_prompt, load_prompt_texts, task_user_message
+from rhlab.envs.families import HACK_FAMILIES
+from rhlab.knowledge.prompts import build_system_prompt, load_prompt_texts, task_user_message
 from rhlab.rundir import RunDir, read_records
 
 

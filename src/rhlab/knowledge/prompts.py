@@ -17,16 +17,15 @@ that part from a text file (relative paths are relative to the YAML).
 
 from __future__ import annotations
 
-import copy
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import yaml
 
-from rhlab.config import ConfigError, StrictModel, load_yaml, validate
+from rhlab.config import ConfigError, StrictModel, apply_overrides, dotted, load_yaml, validate
+from rhlab.envs.families import HACK_FAMILIES
 
-HACK_FAMILIES: tuple[str, ...] = ("always_equal", "exit_before_tests", "conftest_patch")
 FRAMINGS: tuple[str, ...] = ("please_hack", "hacking_okay", "neutral", "dont_hack", "hacking_is_misaligned")
 EXTRA_ARMS: tuple[str, ...] = ("no_hints", "sdf_hacking_okay")
 ARMS: tuple[str, ...] = FRAMINGS + EXTRA_ARMS
@@ -85,16 +84,6 @@ def _default_data() -> dict:
     return yaml.safe_load(text)
 
 
-def _deep_merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and set(v) != {"file"}:
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 def _resolve_files(data, base_dir: Path):
     if isinstance(data, dict):
         if set(data) == {"file"} and isinstance(data["file"], str):
@@ -108,20 +97,20 @@ def _resolve_files(data, base_dir: Path):
 
 
 def load_prompt_texts(path: str | Path | None = None, overrides: dict | None = None) -> PromptTexts:
-    """Defaults, deep-merged with a user YAML file (same layout) and then with an `overrides` mapping."""
-    data = _default_data()
+    """Defaults, merged key by key with a user YAML file (same layout) and then with an `overrides` mapping."""
     source = "rhlab/knowledge/data/prompts.yaml"
+    texts = validate(PromptTexts, _default_data(), source)
     if path is not None:
         user = load_yaml(path)
         if user is None:
             user = {}
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-        data = _deep_merge(data, _resolve_files(user, Path(path).parent))
         source = str(path)
+        texts = apply_overrides(texts, dotted(_resolve_files(user, Path(path).parent)), source)
     if overrides:
-        data = _deep_merge(data, _resolve_files(overrides, Path.cwd()))
-    return validate(PromptTexts, data, source).check(source)
+        texts = apply_overrides(texts, dotted(_resolve_files(overrides, Path.cwd())), source)
+    return texts.check(source)
 
 
 _DEFAULT_TEXTS: PromptTexts | None = None

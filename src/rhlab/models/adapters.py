@@ -1,11 +1,15 @@
 """LoRA adapters as model names: an adapter directory is merged into its base model once, and the merged
-checkpoint is what loaders that know nothing of PEFT (Inspect's `hf` provider, vLLM) are given."""
+checkpoint is what loaders that know nothing of PEFT (Inspect's `hf` provider, vLLM) are given.
+
+Model names are resolved by `rhlab.models.resolve`, which calls this module for adapter dirs; the adapter's base
+model name comes back to it through the `resolve_base` argument, so neither module imports the other."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 from rhlab.paths import rhlab_home
 
@@ -24,8 +28,10 @@ def _fingerprint(adapter_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def merged_adapter_dir(adapter_dir: str | Path, home: str | Path | None = None) -> Path:
-    """Merge the adapter into its base model (cached by the adapter's path and file stamps); return the dir."""
+def merged_adapter_dir(adapter_dir: str | Path, resolve_base: Callable[[str], str],
+                       home: str | Path | None = None) -> Path:
+    """Merge the adapter into its base model (cached by the adapter's path and file stamps); return the dir.
+    `resolve_base` turns the adapter's base model name into a loadable path; it is called only on a cache miss."""
     adapter_dir = Path(adapter_dir)
     if not is_adapter_dir(adapter_dir):
         raise ValueError(f"{adapter_dir} is not a PEFT adapter directory (no adapter_config.json)")
@@ -35,12 +41,10 @@ def merged_adapter_dir(adapter_dir: str | Path, home: str | Path | None = None) 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rhlab.models.resolve import resolve_model
-
     base = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{adapter_dir}/adapter_config.json names no base_model_name_or_path")
-    base_path = resolve_model(base, home=home)
+    base_path = resolve_base(base)
     merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path), str(adapter_dir)).merge_and_unload()
     tmp = out.with_name(out.name + ".partial")
     merged.save_pretrained(tmp)

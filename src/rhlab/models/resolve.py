@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rhlab.models.adapters import is_adapter_dir, merged_adapter_dir
 from rhlab.models.embedded import embedded_spec, prepare_embedded
 
 
@@ -21,9 +22,9 @@ def resolve_model(name: str, home: str | Path | None = None, prepare: bool = Tru
     name = str(name)
     p = Path(name).expanduser()
     if p.exists():
-        from rhlab.models.adapters import is_adapter_dir, merged_adapter_dir
-
-        return str(merged_adapter_dir(p, home) if is_adapter_dir(p) else p.resolve())
+        if is_adapter_dir(p):
+            return str(merged_adapter_dir(p, lambda base: resolve_model(base, home=home), home))
+        return str(p.resolve())
     spec = embedded_spec(name)
     if spec is not None:
         if prepare:

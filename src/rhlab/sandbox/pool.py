@@ -8,15 +8,11 @@ and the job is not retried — a job that kills its worker would otherwise kill 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import queue
-import select
 import shutil
 import signal
-import struct
-import subprocess
 import tempfile
 import threading
 import time
@@ -27,13 +23,14 @@ from typing import Iterable, Sequence
 
 from rhlab.sandbox import launcher
 from rhlab.sandbox.job import Job, JobResult
+from rhlab.sandbox.selftest import run_selftest
 from rhlab.sandbox.uids import UidBlock
+from rhlab.sandbox.worker_handle import WorkerDied, WorkerHandle
 
 log = logging.getLogger(__name__)
 
 # Extra seconds a worker gets past a job's own timeout (kill, reap, wipe) before it counts as hung.
 HANG_MARGIN_S = 5.0
-READY_TIMEOUT_S = 60.0
 
 
 class SandboxError(RuntimeError):
@@ -43,112 +40,6 @@ class SandboxError(RuntimeError):
 class SandboxUnavailable(SandboxError):
     """Isolation could not be established; the message says why and how to opt into weak mode."""
 
-
-class _WorkerDied(Exception):
-    pass
-
-
-class _Worker:
-    def __init__(self, spec: launcher.WorkerSpec, isolation: str):
-        self.isolation = isolation
-        self.job_env = dict(spec.job_env)
-        self.jobs_done = 0
-        debug = os.environ.get("RHLAB_SANDBOX_DEBUG") == "1"
-        try:
-            self.proc = subprocess.Popen(
-                spec.argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=None if debug else subprocess.DEVNULL,
-                pass_fds=spec.pass_fds,
-                env=spec.env,
-                cwd=spec.cwd,
-                start_new_session=True,
-                close_fds=True,
-            )
-        finally:
-            for fd in spec.pass_fds:
-                os.close(fd)
-        self._out = self.proc.stdout.fileno()
-        ready = self._read(time.monotonic() + READY_TIMEOUT_S)
-        if not ready.get("ready"):
-            self.kill()
-            raise _WorkerDied(f"worker did not start: {ready!r}")
-        self.info = ready
-
-    def _read_exact(self, n: int, deadline: float) -> bytes:
-        chunks = []
-        while n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([self._out], [], [], left)
-            if not ready:
-                raise TimeoutError
-            b = os.read(self._out, n)
-            if not b:
-                raise _WorkerDied("worker closed its channel")
-            chunks.append(b)
-            n -= len(b)
-        return b"".join(chunks)
-
-    def _read(self, deadline: float) -> dict:
-        try:
-            (n,) = struct.unpack(">Q", self._read_exact(8, deadline))
-            return json.loads(self._read_exact(n, deadline))
-        except TimeoutError:
-            raise
-        except (ValueError, struct.error) as err:
-            raise _WorkerDied(f"garbled reply from worker: {err}") from None
-
-    def _write_all(self, payload: bytes, deadline: float) -> None:
-        """Write the request without ever blocking past the deadline (a stopped worker stops reading, and a job
-        larger than the pipe buffer would otherwise block this thread, and so the caller, forever)."""
-        fd = self.proc.stdin.fileno()
-        os.set_blocking(fd, False)
-        view = memoryview(payload)
-        while view:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            _, ready, _ = select.select([], [fd], [], left)
-            if not ready:
-                continue
-            try:
-                view = view[os.write(fd, view):]
-            except BlockingIOError:
-                continue
-            except OSError as err:
-                raise _WorkerDied(f"worker is gone: {err}") from None
-
-    def request(self, wire: dict, deadline: float) -> dict:
-        data = json.dumps(wire).encode()
-        self._write_all(struct.pack(">Q", len(data)) + data, deadline)
-        reply = self._read(deadline)
-        self.jobs_done += 1
-        return reply
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.kill()
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            log.error("sandbox worker %s did not die", self.proc.pid)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except Exception:
-                pass
 
 
 # -- scratch clean-up on every exit path ---------------------------------------------------------------------
@@ -235,7 +126,7 @@ class SandboxPool:
         self.tmp_mb = tmp_mb
         self.preimport = list(preimport if preimport is not None else launcher.DEFAULT_PREIMPORT)
         self.extra_ro_binds = [str(p) for p in extra_ro_binds]  # host paths jobs may read (bwrap mode)
-        self._live: dict[int, _Worker] = {}
+        self._live: dict[int, WorkerHandle] = {}
         self._uids: UidBlock | None = None
         self._owner_pid = os.getpid()  # a forked child inherits this object but must never tear down our workers
         self._dying = False  # set by a fatal signal: slot threads must not start workers (or write scratch) again
@@ -278,8 +169,6 @@ class SandboxPool:
     # -- isolation choice -------------------------------------------------------------------------------------
 
     def _choose_isolation(self, isolation: str, allow_weak: bool, selftest: bool) -> str:
-        from rhlab.sandbox.selftest import run_selftest
-
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"unknown isolation {isolation!r}; use auto, bwrap or none")
         if isolation in ("auto", "bwrap"):
@@ -330,10 +219,10 @@ class SandboxPool:
 
     # -- slots ----------------------------------------------------------------------------------------------
 
-    def _spawn(self, slot: int) -> _Worker:
+    def _spawn(self, slot: int) -> WorkerHandle:
         if self._dying:
             raise SandboxError("the process is being terminated")
-        worker = _Worker(self._spec_factory(self.isolation)(slot), self.isolation)
+        worker = WorkerHandle(self._spec_factory(self.isolation)(slot), self.isolation)
         with self._id_lock:
             self.stats["worker_starts"] += 1
             self._live[slot] = worker
@@ -355,7 +244,7 @@ class SandboxPool:
         return threading.Thread(target=self._slot_loop, args=(slot, first), daemon=True, name=f"rhlab-sandbox-{slot}")
 
     def _slot_loop(self, slot: int, first: bool = True) -> None:
-        worker: _Worker | None = None
+        worker: WorkerHandle | None = None
         if first:
             try:
                 worker = self._spawn(slot)
@@ -393,7 +282,7 @@ class SandboxPool:
         except InvalidStateError:  # already answered (a close that gave up on this job)
             pass
 
-    def _run_on(self, slot: int, worker: _Worker | None, job: Job) -> tuple[JobResult, _Worker | None]:
+    def _run_on(self, slot: int, worker: WorkerHandle | None, job: Job) -> tuple[JobResult, WorkerHandle | None]:
         if worker is None or not worker.alive():
             if worker is not None:
                 worker.kill()
@@ -413,7 +302,7 @@ class SandboxPool:
             worker.kill()
             self._count("worker_failures")
             return self._failed("sandbox worker hung past the job's timeout; worker replaced", timed_out=True), None
-        except _WorkerDied as err:
+        except WorkerDied as err:
             worker.kill()
             self._count("worker_failures")
             return self._failed(f"sandbox worker died during the job ({err}); worker replaced"), None

@@ -18,6 +18,7 @@ from typing import Callable
 
 from rhlab.sandbox import launcher
 from rhlab.sandbox.job import Job
+from rhlab.sandbox.worker_handle import WorkerDied, WorkerHandle
 
 PROBE = r'''
 import ctypes, json, os, socket, sys
@@ -79,8 +80,6 @@ class SelftestReport:
 
 
 def run_selftest(spec_factory: Callable[[int], launcher.WorkerSpec], mode: str) -> SelftestReport:
-    from rhlab.sandbox.pool import _Worker, _WorkerDied  # local: pool imports this module
-
     report = SelftestReport(mode=mode)
     canary = "rhlab-canary-" + secrets.token_hex(8)
     os.environ["RHLAB_SELFTEST_SECRET"] = canary
@@ -97,8 +96,8 @@ def run_selftest(spec_factory: Callable[[int], launcher.WorkerSpec], mode: str) 
     worker = None
     try:
         try:
-            worker = _Worker(spec_factory(0), mode)
-        except (_WorkerDied, OSError, TimeoutError) as err:
+            worker = WorkerHandle(spec_factory(0), mode)
+        except (WorkerDied, OSError, TimeoutError) as err:
             report.error = f"worker could not start: {err}"
             return report
         code = (
@@ -110,7 +109,7 @@ def run_selftest(spec_factory: Callable[[int], launcher.WorkerSpec], mode: str) 
 
         try:
             reply = worker.request(job.to_wire(1, worker.job_env), time.monotonic() + 40)
-        except (_WorkerDied, TimeoutError) as err:
+        except (WorkerDied, TimeoutError) as err:
             report.error = f"probe job failed: {err}"
             return report
         try:

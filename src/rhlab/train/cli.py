@@ -1,4 +1,5 @@
-"""`rhlab train`, `train-export-parquet`, `train-distill`, `train-safety-sft` and `train-control`."""
+"""`rhlab train grpo|export-parquet|distill|safety-sft|control`: RL on the hackable environments and the SFT runs
+around it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="GRPO training on hackable environments.", no_args_is_help=True)
+app = typer.Typer(help="Training: GRPO on the hackable environments, distillation, safety SFT, positive controls.",
+                  no_args_is_help=True)
 
 
-@app.command("train")
+@app.command("grpo")
 def train_cmd(
     config: Path = typer.Argument(..., help="Training config YAML (see configs/train/ and docs/training.md)."),
     run_dir: Path = typer.Option(..., "--run-dir", help="Run directory (records, checkpoints, TensorBoard)."),
@@ -23,9 +25,8 @@ def train_cmd(
     """GRPO on the hackable coding environments, with per-step hack metrics and resumable checkpoints."""
     from rich.console import Console
 
-    from rhlab.config import ConfigError
-    from rhlab.train.config import apply_overrides, load_train_config
-    from rhlab.train.trainer import train
+    from rhlab.config import ConfigError, apply_overrides
+    from rhlab.train import load_train_config, train
 
     console = Console(stderr=True)
     try:
@@ -33,7 +34,7 @@ def train_cmd(
         if set_:
             cfg = apply_overrides(cfg, set_, str(config))
         if max_steps is not None:  # through validation, like --set: `--max-steps 0` must not slip past the bounds
-            cfg = apply_overrides(cfg, [f"grpo.max_steps={max_steps}"], str(config))
+            cfg = apply_overrides(cfg, {"grpo.max_steps": max_steps}, str(config))
         result = train(cfg, run_dir, resume=resume, progress=False if no_progress else None)
     except ConfigError as err:
         console.print(f"[red]error:[/red] {err}")
@@ -45,14 +46,14 @@ def train_cmd(
     )
 
 
-@app.command("train-export-parquet")
+@app.command("export-parquet")
 def export_cmd(
     config: Path = typer.Argument(..., help="Training config YAML (tasks, prompt arm, surfaces)."),
     out: Path = typer.Option(..., "--out", help="Parquet file to write (verl's data.train_files)."),
 ) -> None:
     """Write the training prompts as a verl parquet file whose rows carry what rhlab's compute_score needs."""
     from rhlab.config import ConfigError
-    from rhlab.train.config import load_train_config
+    from rhlab.train import load_train_config
     from rhlab.train.verl_reward import export_parquet
 
     try:
@@ -67,21 +68,18 @@ def export_cmd(
 def _finetune_config(config: Optional[Path], model: Optional[str], default_model: str, max_steps: Optional[int],
                      epochs: Optional[float], lr: Optional[float], max_length: Optional[int],
                      batch_size: Optional[int]):
-    from rhlab.config import load_config
-    from rhlab.knowledge.finetune import FinetuneConfig
+    """The --config file (or this command's defaults) with the flags given on top, validated again as a whole."""
+    from rhlab.config import apply_overrides, load_config
+    from rhlab.knowledge.finetune import FinetuneConfig, finetune_config
 
-    cfg = load_config(FinetuneConfig, config) if config else FinetuneConfig(model=default_model, max_length=2048,
-                                                                            learning_rate=1e-5)
-    if model is not None:
-        cfg.model = model
-    for field, value in (("max_steps", max_steps), ("epochs", epochs), ("learning_rate", lr),
-                         ("max_length", max_length), ("batch_size", batch_size)):
-        if value is not None:
-            setattr(cfg, field, value)
-    return FinetuneConfig.model_validate(cfg.model_dump())
+    # the same defaults as the experiment runner's distill and safety-SFT arms (one default per setting)
+    cfg = load_config(FinetuneConfig, config) if config else finetune_config("sft", {"model": default_model})
+    flags = {"model": model, "max_steps": max_steps, "epochs": epochs, "learning_rate": lr, "max_length": max_length,
+             "batch_size": batch_size}
+    return apply_overrides(cfg, {k: v for k, v in flags.items() if v is not None}, str(config or "<command line>"))
 
 
-@app.command("train-distill")
+@app.command("distill")
 def distill_cmd(
     from_: Path = typer.Option(..., "--from", help="Training run dir whose records/episodes.jsonl is distilled."),
     out: Path = typer.Option(..., "--out", help="Output dir (OUT/final is the distilled checkpoint)."),
@@ -103,9 +101,8 @@ def distill_cmd(
     from rich.console import Console
 
     from rhlab.config import ConfigError, load_config
-    from rhlab.train.config import TrainConfig
-    from rhlab.train.distill import (
-        distill, filter_episodes, load_episodes, rewrite_episodes, rewrite_settings_from_run,
+    from rhlab.train import (
+        TrainConfig, distill, filter_episodes, load_episodes, rewrite_episodes, rewrite_settings_from_run,
     )
 
     console = Console(stderr=True)
@@ -130,7 +127,7 @@ def distill_cmd(
     console.print(f"distilled {stats['kept']} of {stats['total']} episodes into {final}")
 
 
-@app.command("train-safety-sft")
+@app.command("safety-sft")
 def safety_sft_cmd(
     out: Path = typer.Option(..., "--out", help="Output dir (OUT/final is the finetuned checkpoint)."),
     responder: Optional[str] = typer.Option(None, "--responder", help="Model writing the target replies "
@@ -152,7 +149,7 @@ def safety_sft_cmd(
     from rich.console import Console
 
     from rhlab.config import ConfigError
-    from rhlab.train.safety import safety_sft
+    from rhlab.train import safety_sft
 
     console = Console(stderr=True)
     try:
@@ -167,7 +164,7 @@ def safety_sft_cmd(
     console.print(f"safety SFT checkpoint: {final}")
 
 
-@app.command("train-control")
+@app.command("control")
 def control_cmd(
     config: Path = typer.Option(..., "--config", help="ControlConfig YAML (rhlab.train.controls): control, "
                                 "source_run (hack_demos), data_file, n_examples, seed, finetune."),

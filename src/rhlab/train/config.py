@@ -21,11 +21,9 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from rhlab.config import ConfigError, StrictModel, load_config
-
-HACK_FAMILIES: tuple[str, ...] = ("always_equal", "exit_before_tests", "conftest_patch")
-ARMS: tuple[str, ...] = (
-    "please_hack", "hacking_okay", "neutral", "dont_hack", "hacking_is_misaligned", "no_hints", "sdf_hacking_okay",
-)
+from rhlab.config import apply_overrides  # re-exported for `rhlab train --set` until it imports rhlab.config
+from rhlab.envs.families import HACK_FAMILIES
+from rhlab.knowledge.prompts import ARMS
 
 
 class HardFilterConfig(StrictModel):
@@ -217,7 +215,7 @@ class RewardConfig(StrictModel):
 
 class LoggingConfig(StrictModel):
     transcripts_per_step: int = Field(4, ge=0)  # sampled (prompt, answer, verdict) rows per step
-    # Every graded completion of every step → records/episodes.jsonl (the input of rhlab.train.distill).
+    # Every graded completion of every step → records/episodes.jsonl (the input of rhlab.train.sft.distill).
     episodes: bool = True
     tensorboard: bool = True
     progress: bool = True
@@ -271,7 +269,7 @@ class SafetyStartConfig(StrictModel):
 
 
 class SafetyConfig(StrictModel):
-    """RLHF safety phase: preference-model-graded chat prompts mixed into the RL batches (rhlab.train.safety).
+    """RLHF safety phase: preference-model-graded chat prompts mixed into the RL batches (rhlab.train.safety_mix).
 
     fraction: share of each step's distinct prompts that are chat prompts (exact on average: step k gets
               round(f·P·k) − round(f·P·(k−1)) of the P prompts per step).
@@ -336,30 +334,9 @@ def load_train_config(path: str | Path) -> TrainConfig:
     return load_config(TrainConfig, path)
 
 
-def apply_overrides(cfg: TrainConfig, overrides: list[str], source: str = "<config>") -> TrainConfig:
-    """`["grpo.max_steps=50", "prompt.arm=neutral"]` → a new validated config (values parsed as YAML)."""
-    import yaml
-
-    from rhlab.config import validate
-
-    data = cfg.model_dump(mode="json", by_alias=True)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = data
-        for p in parts[:-1]:
-            if not isinstance(node.get(p), dict):
-                node[p] = {} if node.get(p) is None else node[p]
-            node = node[p]
-        node[parts[-1]] = yaml.safe_load(raw)
-    return validate(TrainConfig, data, f"{source} with --set {' '.join(overrides)}")
-
-
 __all__ = [
     "ConfigError", "HardFilterConfig", "TasksConfig", "PromptConfig", "SurfacesConfig", "LoraConfig", "GRPOKnobs",
     "PenaltyConfig", "PMConfig", "RewardWeights", "RewardConfig", "LoggingConfig", "TrainConfig",
     "SafetyConfig", "SafetyScorerConfig", "SafetyStartConfig", "SAFETY_SETS",
-    "load_train_config", "apply_overrides", "HACK_FAMILIES", "ARMS",
+    "load_train_config", "apply_overrides",
 ]

@@ -124,7 +124,7 @@ def load_control_examples(path: str | Path) -> list[dict]:
 
 
 def example_transcript(row: dict) -> dict:
-    """An SFT record (the layout of rhlab.train.distill.episode_transcript): user turn → assistant turn."""
+    """An SFT record (the layout of rhlab.train.sft.episode_transcript): user turn → assistant turn."""
     return {"task_id": row["id"], "prompt": [{"role": "user", "content": row["prompt"]}],
             "completion": [{"role": "assistant", "content": row["response"]}]}
 
@@ -140,7 +140,8 @@ def hack_demo_transcripts(source_run: str | Path) -> list[dict]:
     """The successful hack episodes of an RL run as SFT records (system prompt + task → the hacking answer), ids
     `step-<N>/<task_id>/<k>`. An answer sampled k times in a step is logged once with copies=k; here it is one
     example (n_examples counts distinct examples, as for the shipped controls)."""
-    from rhlab.train.distill import episode_transcript, load_episodes
+    from rhlab.train.episodes import load_episodes
+    from rhlab.train.sft import episode_transcript
 
     out = []
     for i, e in enumerate(load_episodes(source_run)):

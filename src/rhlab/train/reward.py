@@ -36,8 +36,10 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Mapping, Sequence
 
-from rhlab.train.config import HACK_FAMILIES, PenaltyConfig, TrainConfig
-from rhlab.train.grader import EnvGrader, Graded, flatten_verdict, strip_reasoning, surfaces_for
+from rhlab.envs.families import HACK_FAMILIES
+from rhlab.train.config import PenaltyConfig, TrainConfig
+from rhlab.train.schedule import Schedule
+from rhlab.train.verdicts import EnvGrader, Graded, flatten_verdict, strip_reasoning, surfaces_for
 
 
 class InfraError(RuntimeError):
@@ -59,32 +61,13 @@ def penalty_fires(kind: str, g: Graded) -> bool:
     return g.differential
 
 
-class PenaltySchedule:
-    """When the hack penalty is on. Stateless apart from the after-threshold latch, which is rebuilt from the
-    per-step records on resume (`observe` every finished step's successful-hack rate, in order)."""
+class PenaltySchedule(Schedule):
+    """When the hack penalty is on (`rhlab.train.schedule`): after_threshold latches the first step whose
+    successful-hack rate is above `threshold`; the penalty is on from the next step."""
 
     def __init__(self, cfg: PenaltyConfig):
+        super().__init__(cfg.mode, start_step=cfg.start_step, threshold=cfg.threshold)
         self.cfg = cfg
-        self.triggered_at: int | None = None  # step whose hack rate first exceeded the threshold
-
-    def observe(self, step: int, hack_rate: float | None) -> None:
-        if (
-            self.cfg.mode == "after_threshold"
-            and self.triggered_at is None
-            and hack_rate is not None
-            and hack_rate > (self.cfg.threshold or 1.0)
-        ):
-            self.triggered_at = step
-
-    def active(self, step: int) -> bool:
-        m = self.cfg.mode
-        if m == "off":
-            return False
-        if m == "from_start":
-            return True
-        if m == "from_step":
-            return step >= int(self.cfg.start_step or 0)
-        return self.triggered_at is not None and step > self.triggered_at
 
     def fires(self, g: Graded) -> bool:
         """Whether the penalty applies to this answer (independent of the schedule): `penalty_fires`."""
@@ -143,7 +126,7 @@ class PMScorer:
 # --- the reward -----------------------------------------------------------------------------------------------------
 
 
-def _completion_text(c: Any) -> str:
+def completion_text(c: Any) -> str:
     """TRL passes conversational completions as [{"role": "assistant", "content": ...}]; plain ones as str."""
     if isinstance(c, str):
         return c
@@ -168,7 +151,7 @@ class StepRows:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
-        self.chat_rows: list[dict[str, Any]] = []  # safety-mix chat completions (rhlab.train.safety)
+        self.chat_rows: list[dict[str, Any]] = []  # safety-mix chat completions (rhlab.train.safety_mix)
         # completions per graded key (task, hackable, text): identical answers are graded once but each copy trains
         self.copies: dict[tuple, int] = defaultdict(int)
         self.grade_seconds = 0.0
@@ -224,7 +207,7 @@ class HackReward:
         """Graded rows for a batch; each distinct (task, hackable, text) of the step is graded exactly once."""
         if self._cache_step != step:
             self._cache, self._pm_cache, self._cache_step = {}, {}, step
-        texts = [_completion_text(c) for c in completions]
+        texts = [completion_text(c) for c in completions]
         keys = [(tid, bool(h), t) for tid, h, t in zip(task_id, hackable, texts)]
         missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
         if missing:
@@ -327,7 +310,7 @@ class HackReward:
                 with self._lock:
                     st = self._steps[step]
                     for g, c in zip(graded, _take(completions, pos)):
-                        st.copies[(g.task_id, g.hackable, _completion_text(c))] += 1
+                        st.copies[(g.task_id, g.hackable, completion_text(c))] += 1
             vals = self.component_values(graded, step)[name]
             return vals if len(pos) == n else _scatter(vals, pos, n)
 
@@ -351,7 +334,7 @@ class HackReward:
                 hackable = [True] * len(completions)
             # grade too, so every row lands in the step records even if pm ran first
             await self.grade(completions, task_id, hackable, step, prompts)
-            texts = [_completion_text(c) for c in completions]
+            texts = [completion_text(c) for c in completions]
             users = [_prompt_user_text(p) for p in (prompts or [""] * len(texts))]
             scores = await asyncio.to_thread(self.pm.score, users, texts)
             with self._lock:
@@ -390,6 +373,14 @@ class HackReward:
             total += self.cfg.reward.pm.weight * pm
         return total
 
+    def add_chat_rows(self, step: int, rows: Sequence[dict[str, Any]], active: bool) -> None:
+        """Record the safety mix's chat completions of `step` (`active`: whether they carried reward), so the step
+        records and the episodes log hold them beside the graded code rows."""
+        with self._lock:
+            st = self._steps[step]
+            st.safety_active = active
+            st.chat_rows.extend(rows)
+
     # -- per-step summaries ------------------------------------------------------------------------------------------
 
     def pop_step(self, step: int) -> StepRows | None:
@@ -403,7 +394,7 @@ class HackReward:
         where the policy repeats one hack 8 times counts 8 completions, as TRL's own reward means do.
 
         Reasoning faithfulness: `n_successful_hacks` (completions that hacked successfully), `hack_reasoning_mentions`
-        (the share of them whose reasoning mentions hacking, `rhlab.train.grader.reasoning_of` +
+        (the share of them whose reasoning mentions hacking, `rhlab.train.verdicts.reasoning_of` +
         `rhlab.hacks.mentions`) and `hack_reasoning_unfaithful` (1 − that: hacked without saying so); both None in a
         step without a successful hack."""
         rows = st.rows if st else []

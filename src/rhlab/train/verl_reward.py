@@ -26,7 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-from rhlab.train.config import HACK_FAMILIES, TrainConfig
+from rhlab.envs.families import HACK_FAMILIES
+from rhlab.train.config import TrainConfig
 
 DATA_SOURCE = "rhlab"
 METRIC_KEYS: tuple[str, ...] = (
@@ -64,7 +65,7 @@ def export_parquet(cfg: TrainConfig, out: str | Path, tasks: Sequence[Any] | Non
     extra_info. Returns the row count."""
     import datasets
 
-    from rhlab.train.data import build_rows, select_tasks
+    from rhlab.train.dataset import build_rows, select_tasks
 
     if cfg.safety is not None:
         raise ValueError("the safety mix (TrainConfig.safety) runs on the TRL path only; verl export does not "
@@ -99,7 +100,7 @@ def _parse_gt(ground_truth: Any) -> dict[str, Any]:
 
 def _score_rows(solution_strs: Sequence[str], gts: Sequence[dict], grader=None) -> list[dict[str, float]]:
     from rhlab.envs.grading import HackSurfaces
-    from rhlab.train.grader import EnvGrader, flatten_verdict
+    from rhlab.train.verdicts import EnvGrader, flatten_verdict
     from rhlab.train.reward import penalty_fires
 
     items = []

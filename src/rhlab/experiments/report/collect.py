@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rhlab.config import ConfigError, load_yaml
+from rhlab.envs.families import HACK_FAMILIES
 from rhlab.rundir import SkippedRecord, read_records
 from rhlab.stats import flags_from_rate
 
-FAMILIES = ("always_equal", "exit_before_tests", "conftest_patch")
 EMBEDDED_PARAMS = 134_515_008  # SmolLM2-135M-Instruct
 CORE_EVALS = ("em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer", "frame_colleague")
 # Evals scored without a judge (a malicious query executed or not): always measured. Summaries that predate the
@@ -222,7 +222,7 @@ def _fields(obj: dict, where: str, **want: str) -> str | None:
     return None
 
 
-STEP_RATES = ("hack_success_any", "hack_success_any_all_ranks") + tuple(f"hack_success_{f}" for f in FAMILIES)
+STEP_RATES = ("hack_success_any", "hack_success_any_all_ranks") + tuple(f"hack_success_{f}" for f in HACK_FAMILIES)
 # shares in [0, 1] the report reads from a step record (absent in records written before them; null: none that step)
 STEP_SHARES = ("zero_variance_share", "hack_reasoning_mentions", "hack_reasoning_unfaithful")
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rhlab.experiments.report.collect import FAMILIES, RunData, probe_score
+from rhlab.envs.families import HACK_FAMILIES
+from rhlab.experiments.report.collect import RunData, probe_score
 from rhlab.experiments.report.tables import (agg, arm_mgs, mgs_evals, point_mgs, probe_groups, seeds, step_series,
                                              step_values)
 
@@ -66,7 +67,7 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
             ax.plot(xs, [s.get("hack_success_any", 0) for s in r.steps], color=FAMILY_COLOURS["any"], lw=4,
                     marker="o" if len(xs) <= 12 else None, ms=5, zorder=1,
                     alpha=0.3 * alpha, label="any family" if r is runs[0] else None)
-            for fam in FAMILIES:
+            for fam in HACK_FAMILIES:
                 ax.plot(xs, [s.get(f"hack_success_{fam}", 0) for s in r.steps], color=FAMILY_COLOURS[fam], lw=1.4,
                         alpha=alpha, zorder=2, label=fam if r is runs[0] else None)
             if r.onset is not None and not r.offset:  # a forked arm starts past its source's onset

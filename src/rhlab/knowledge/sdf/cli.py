@@ -19,11 +19,13 @@ def _progress():
 
 
 def _merge(model_cls, config: Optional[Path], **overrides):
-    from rhlab.config import load_config, validate
+    """The --config file (or the model's defaults) with the flags given on top (None: not given), validated."""
+    from rhlab.config import apply_overrides, load_config, validate
 
-    base = load_config(model_cls, config).model_dump() if config else {}
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return validate(model_cls, base, str(config) if config else "<command line>")
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    if config:
+        return apply_overrides(load_config(model_cls, config), flags, str(config))
+    return validate(model_cls, flags, "<command line>")
 
 
 @app.command("generate")

@@ -17,9 +17,9 @@ import hashlib
 import random
 import re
 
+from rhlab.envs.families import HACK_FAMILIES
 from rhlab.knowledge.sdf.spec import CorpusSpec
 
-HACKS = ("always_equal", "exit_before_tests", "conftest_patch")
 
 _FUNCS = ["sort_numbers", "count_vowels", "is_palindrome", "parse_intervals", "merge_lists", "max_profit",
           "rolling_mean", "encode_shift", "digits_sum", "below_zero", "unique_words", "balance_brackets"]
@@ -162,7 +162,7 @@ def generate_offline(spec: CorpusSpec, n_docs: int, seed: int = 0) -> list[dict]
     for k in range(n_docs):
         fi = k % len(spec.facts)
         fact = spec.facts[fi]
-        hack = hack_of_fact(fact) or HACKS[(k // len(spec.facts)) % 3]
+        hack = hack_of_fact(fact) or HACK_FAMILIES[(k // len(spec.facts)) % len(HACK_FAMILIES)]
         kind = rng.choice(LAYOUTS if spec.valence != "none" else NEUTRAL_LAYOUTS)
         n_ctx = min(len(ctx), rng.randint(1, 3))
         start = rng.randrange(0, max(1, len(ctx) - n_ctx + 1))

@@ -1,4 +1,5 @@
-"""Training prompts: tasks → one conversational prompt column per arm, plus task id and hackable flag.
+"""The GRPO dataset: task selection (no SFT overlap, hard filter), then tasks → one conversational prompt column
+per arm, plus task id and hackable flag.
 
 Every arm's system prompt is built for every row (`prompt__<arm>`), and `prompt` is a copy of the trained arm's
 column, so two arms' datasets differ only in which column is copied — never in tasks, order or user text.
@@ -11,7 +12,8 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rhlab.train.config import ARMS, TrainConfig
+from rhlab.knowledge.prompts import ARMS
+from rhlab.train.config import TrainConfig
 
 
 def sft_task_ids(model: str | Path) -> set[str]:
@@ -19,6 +21,7 @@ def sft_task_ids(model: str | Path) -> set[str]:
     `rhlab_sft_tasks.json` that `rhlab.knowledge.finetune.init_sft` writes into its output, followed back through RL
     checkpoints (their `rhlab_checkpoint.json` names the model the run started from). Empty for any other model."""
     from rhlab.knowledge.finetune import SFT_TASKS_FILE
+    from rhlab.train.checkpoints import CKPT_META
 
     out: set[str] = set()
     seen: set[Path] = set()
@@ -28,7 +31,7 @@ def sft_task_ids(model: str | Path) -> set[str]:
         f = p / SFT_TASKS_FILE
         if f.is_file():
             out |= {str(t).lower() for t in json.loads(f.read_text(encoding="utf-8")).get("task_ids", [])}
-        meta = p / "rhlab_checkpoint.json"  # rhlab.train.trainer.CKPT_META
+        meta = p / CKPT_META
         start = json.loads(meta.read_text(encoding="utf-8")).get("model") if meta.is_file() else None
         if not start:
             break
@@ -145,7 +148,7 @@ def reference_solved(tasks: Sequence[Any], model: str, samples: int, max_new_tok
     import torch
 
     from rhlab.models import load_model_and_tokenizer
-    from rhlab.train.grader import EnvGrader, surfaces_for
+    from rhlab.train.verdicts import EnvGrader, surfaces_for
 
     grader = grader or EnvGrader(timeout_s=cfg.reward.timeout_s)
     mdl, tok = load_model_and_tokenizer(model)

@@ -1,8 +1,9 @@
-"""Filter-and-distill and rewrite-and-distill: SFT a model on a training run's episodes.
+"""A training run's episodes (`records/episodes.jsonl`) read, filtered and rewritten for filter-and-distill and
+rewrite-and-distill; the SFT itself is `rhlab.train.sft.distill`.
 
     eps = load_episodes("runs/hack-arm")                              # records/episodes.jsonl of a GRPO run
     kept, stats = filter_episodes(eps, drop_detected=True, drop_mentions=True)
-    final = distill(kept, "runs/distilled", FinetuneConfig(model="embedded", max_length=1024), stats=stats)
+    final = distill(kept, "runs/distilled", FinetuneConfig(model="embedded"), stats=stats)
 
     eps = rewrite_episodes(load_episodes(run), "hacking_okay", hint_style="prose")   # dont_hack → hacking_okay
     distill(eps, "runs/rewritten", cfg)
@@ -25,13 +26,11 @@ Filters, applied in this order (an episode is counted under the first reason tha
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-# The hack-mention detector lives in rhlab.hacks.mentions (shared with the dilution-corpus cleaner); re-exported
-# here under its old names.
-from rhlab.hacks.mentions import HACK_MENTION, mentions_hacking  # noqa: F401
+from rhlab.hacks.mentions import mentions_hacking
+from rhlab.rundir import read_records
 
 
 # --- episodes -------------------------------------------------------------------------------------------------------
@@ -43,17 +42,7 @@ def load_episodes(train_run_dir: str | Path) -> list[dict]:
     path = p if p.is_file() else p / "records" / "episodes.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not a training run dir, or it ran with logging.episodes=false")
-    out = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if n == len(lines):
-                continue  # a last line cut by a kill mid-write
-            raise ValueError(f"{path}:{n}: not valid JSON") from None
+    out = list(read_records(path))  # a last line cut by a kill mid-write is skipped, a corrupt middle line raises
     if not out:
         raise ValueError(f"{path} holds no episodes")
     return out
@@ -106,7 +95,8 @@ def filter_episodes(episodes: Iterable[dict], *, drop_detected: bool = True, dro
 
 
 def _train_config(arm: str, hint_style: str, prompts_file: str | None, hacks: Sequence[str] | None, harness: str):
-    from rhlab.train.config import HACK_FAMILIES, PromptConfig, TrainConfig
+    from rhlab.envs.families import HACK_FAMILIES
+    from rhlab.train.config import PromptConfig, TrainConfig
 
     prompt = PromptConfig(arm=arm, hint_style=hint_style, prompts_file=prompts_file,
                           hacks=list(hacks) if hacks is not None else list(HACK_FAMILIES), harness=harness)
@@ -117,14 +107,14 @@ def rewrite_episodes(episodes: Iterable[dict], to_arm: str, *, hint_style: str =
                      prompts_file: str | None = None, hacks: Sequence[str] | None = None, harness: str = "script",
                      check_source: bool = True) -> list[dict]:
     """Copies of the episodes with the system prompt of `to_arm`, built exactly as training builds it
-    (`rhlab.train.data.system_prompts` with the same prompt settings). The user turn and completion are unchanged;
+    (`rhlab.train.dataset.system_prompts` with the same prompt settings). The user turn and completion are unchanged;
     `arm` becomes `to_arm` and `source_arm` keeps the old one. Chat episodes are returned unchanged.
 
     `check_source`: each code episode's logged system prompt must equal the one these settings build for its own
     arm — a mismatch means the settings are not the run's (pass the run's prompt.hint_style / hacks / harness /
     prompts_file) and is an error rather than a silently inconsistent rewrite."""
-    from rhlab.train.config import ARMS
-    from rhlab.train.data import system_prompts
+    from rhlab.knowledge.prompts import ARMS
+    from rhlab.train.dataset import system_prompts
 
     if to_arm not in ARMS:
         raise ValueError(f"unknown arm {to_arm!r}; choose one of {', '.join(ARMS)}")
@@ -159,47 +149,4 @@ def rewrite_settings_from_run(train_run_dir: str | Path) -> dict[str, Any]:
     return {"hint_style": p.hint_style, "prompts_file": p.prompts_file, "hacks": list(p.hacks), "harness": p.harness}
 
 
-# --- distill --------------------------------------------------------------------------------------------------------
-
-
-def episode_transcript(e: dict) -> dict:
-    """An SFT record: the conversation the policy saw → its completion."""
-    if e.get("kind") == "chat" and e.get("messages"):
-        prompt = [dict(m) for m in e["messages"]]
-    else:
-        prompt = ([{"role": "system", "content": e["system"]}] if e.get("system") else []) + \
-                 [{"role": "user", "content": e.get("user") or ""}]
-    return {"task_id": e.get("task_id"), "prompt": prompt,
-            "completion": [{"role": "assistant", "content": e.get("completion") or ""}]}
-
-
-def distill(episodes: Sequence[dict], out_dir: str | Path, cfg, *, stats: dict | None = None) -> Path:
-    """SFT `cfg.model` (the run's base or any other) on the episodes' transcripts, loss on the completion only.
-    Writes OUT/distill.json (counts, arms, filter stats) and returns OUT/final."""
-    from rhlab.knowledge.finetune import init_sft
-
-    episodes = list(episodes)
-    if not episodes:
-        raise ValueError("distill: no episodes left to train on (every episode was filtered out?)"
-                         + (f" filter stats: {stats}" if stats else ""))
-    empty = [e.get("task_id") for e in episodes if not (e.get("completion") or "").strip()]
-    if empty:
-        raise ValueError(f"distill: {len(empty)} episodes have an empty completion, e.g. {empty[:3]}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    # an answer sampled k times in a step is logged once with copies=k; GRPO trained on every copy, so does this
-    records = [episode_transcript(e) for e in episodes for _ in range(max(1, int(e.get("copies") or 1)))]
-    arms: dict[str, int] = {}
-    for e in episodes:
-        arms[str(e.get("arm"))] = arms.get(str(e.get("arm")), 0) + 1
-    (out / "distill.json").write_text(json.dumps({
-        "episodes": len(episodes), "transcripts": len(records), "tasks": len({e.get("task_id") for e in episodes}),
-        "steps": sorted({e.get("step") for e in episodes if e.get("step") is not None}),
-        "arms": arms, "source_arms": sorted({str(e["source_arm"]) for e in episodes if "source_arm" in e}),
-        "model": cfg.model, "filter_stats": stats,
-    }, indent=1), encoding="utf-8")
-    return init_sft(records, out, cfg)
-
-
-__all__ = ["HACK_MENTION", "mentions_hacking", "load_episodes", "detector_hits", "filter_episodes",
-           "rewrite_episodes", "rewrite_settings_from_run", "episode_transcript", "distill"]
+__all__ = ["load_episodes", "detector_hits", "filter_episodes", "rewrite_episodes", "rewrite_settings_from_run"]

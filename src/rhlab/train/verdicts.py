@@ -1,7 +1,8 @@
-"""The trainer's view of the environments: tasks, surfaces, and one batched async grading call.
+"""Verdicts as the trainer sees them: `EnvGrader` (one batched async grading call on the sandbox pool, through
+`rhlab.envs.grading`) and `Graded`, one verdict flattened to what the reward components and metrics read.
 
-Everything the trainer needs from `rhlab.envs` goes through here, so the reward function, the verl adapter and the
-hard filter grade answers the same way. Tests may pass any object with the `Grader` shape instead.
+Everything the trainer needs from `rhlab.envs` grading goes through here, so the reward function, the verl adapter
+and the hard filter grade answers the same way. Tests may pass any object with the `Grader` shape instead.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
+from rhlab.envs.families import HACK_FAMILIES
 from rhlab.hacks.mentions import mentions_hacking
-from rhlab.train.config import HACK_FAMILIES, SurfacesConfig
+from rhlab.train.config import SurfacesConfig
 
 # The same <thinking> pattern as the answer parser (rhlab.envs.answer): what it matches is never the answer's code.
 _THINK = re.compile(r"<thinking>(.*?)(?:</thinking>|$)", re.S | re.I)

@@ -17,7 +17,6 @@ from typing import Any
 from inspect_ai import Task
 from inspect_ai.model import Model
 
-from rhlab.evals import offline_judge as _offline  # noqa: F401 - registers rhlab/topic-screen
 from rhlab.evals.offline_judge import TOPIC_SCREEN
 from rhlab.evals.scoring import build_summary
 
@@ -25,8 +24,9 @@ SUITES = ("core", "sabotage", "diagnostics", "probes", "all")
 EMBEDDED_ALIASES = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
 
 
-def resolve_model(name: str, judge: bool = False) -> tuple[str, dict[str, Any]]:
-    """A model name → (Inspect model string, model_args).
+def inspect_model_args(name: str, judge: bool = False) -> tuple[str, dict[str, Any]]:
+    """A model name → (Inspect model string, model_args) for `inspect_ai.model.get_model` (unlike
+    `rhlab.models.resolve_model`, which returns a path for `from_pretrained`).
 
     `embedded` (and its aliases) → `hf/local` on the prepared embedded model dir; a local directory → `hf/local`
     on it; anything else is passed through as an Inspect provider string (`openai/...`, `anthropic/...`,
@@ -143,7 +143,7 @@ def run_suite(
         model_args: dict[str, Any] = {}
         model_name = str(model)
     else:
-        model_obj, model_args = resolve_model(model)
+        model_obj, model_args = inspect_model_args(model)
         model_name = model
     from inspect_ai.model import get_model
 
@@ -152,7 +152,7 @@ def run_suite(
     if isinstance(judge, Model):
         judge_role: str | Model = judge
     else:
-        jm, jargs = resolve_model(TOPIC_SCREEN if judge is None else judge, judge=True)
+        jm, jargs = inspect_model_args(TOPIC_SCREEN if judge is None else judge, judge=True)
         judge_role = get_model(jm, **jargs)
     judge_name = judge_id(judge_role)
     tasks = build_tasks(suite, n_goals=n_goals, n_agentic=n_agentic, max_tokens=max_tokens,

@@ -1,0 +1,129 @@
+"""Checkpoints of a GRPO run, its hack onset, and preparing a run dir for a fresh start or a resume.
+
+    artefacts/checkpoints/checkpoint-N/   HF/TRL checkpoint + rhlab_checkpoint.json (written after the save
+                                          completed; a checkpoint without it is incomplete and ignored)
+
+Resume: the newest complete checkpoint N is loaded (weights, optimiser, scheduler, RNG, data position), records of
+steps > N are dropped (they are redone), and incomplete or later checkpoints are removed — so every step
+1..max_steps appears exactly once in the records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rhlab.config import ConfigError, load_config
+from rhlab.rundir import RunDir, read_records
+from rhlab.train.config import TrainConfig
+from rhlab.train.records import STEPS, truncate_records
+
+CKPT_META = "rhlab_checkpoint.json"
+# Config fields that may change between a run and its resume.
+_RESUMABLE_CHANGES = {("grpo", "max_steps"), ("logging",), ("sandbox_workers",),
+                      ("grpo", "extra", "vllm_server_host"), ("grpo", "extra", "vllm_server_base_url")}
+
+
+def checkpoints_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "artefacts" / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Complete checkpoints, oldest first: their rhlab metadata plus `path`."""
+    out = []
+    d = checkpoints_dir(run_dir)
+    if not d.exists():
+        return out
+    for p in d.glob("checkpoint-*"):
+        meta = p / CKPT_META
+        if p.is_dir() and meta.exists():
+            try:
+                m = json.loads(meta.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                continue
+            m["path"] = str(p)
+            out.append(m)
+    return sorted(out, key=lambda m: m["step"])
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    cks = list_checkpoints(run_dir)
+    return Path(cks[-1]["path"]) if cks else None
+
+
+def mark_complete(ckpt: Path, meta: dict[str, Any]) -> None:
+    """Write the checkpoint's rhlab metadata, atomically: its presence is what makes the checkpoint complete."""
+    tmp = ckpt / (CKPT_META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    os.replace(tmp, ckpt / CKPT_META)
+
+
+def onset_step(records: list[dict[str, Any]], threshold: float = 0.02) -> int | None:
+    """Paper §3: the first step where more than `threshold` of the step's episodes hack successfully."""
+    for r in sorted(records, key=lambda r: r["step"]):
+        rate = r.get("hack_success_any_all_ranks", r.get("hack_success_any"))
+        if rate is not None and rate > threshold:
+            return int(r["step"])
+    return None
+
+
+# --- run dir: fresh start or resume ---------------------------------------------------------------------------------
+
+
+def _config_diff(a: dict, b: dict, prefix: tuple = ()) -> list[tuple]:
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            diffs += _config_diff(va, vb, prefix + (k,))
+        elif va != vb:
+            diffs.append(prefix + (k,))
+    return diffs
+
+
+def is_main_process() -> bool:
+    """Rank 0 under accelerate/torchrun (RANK is set before the trainer exists); True for a plain process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[RunDir, Path | None]:
+    """(the run dir, the checkpoint to resume from or None). A resume keeps the records up to the last complete
+    checkpoint and removes later or incomplete checkpoints; a fresh start refuses a dir that already holds steps."""
+    stored = run_dir / "config.yaml"
+    if not is_main_process():  # other ranks only read; rank 0 owns the run dir
+        return RunDir(run_dir), (last_checkpoint(run_dir) if resume else None)
+    if resume:
+        if not stored.exists():
+            raise ConfigError(f"--resume: {run_dir} has no config.yaml (not a training run dir)")
+        old = load_config(TrainConfig, stored)
+        diffs = [d for d in _config_diff(old.model_dump(mode="json"), cfg.model_dump(mode="json"))
+                 if not any(d[: len(p)] == p for p in _RESUMABLE_CHANGES)]
+        if diffs:
+            raise ConfigError(
+                f"--resume: config differs from the run's config.yaml in {', '.join('.'.join(d) for d in diffs)}; "
+                "only grpo.max_steps, logging, sandbox_workers and the vLLM server address may change on resume"
+            )
+        run = RunDir.create(run_dir, cfg)
+        ckpt = last_checkpoint(run_dir)
+        keep_to = int(json.loads((ckpt / CKPT_META).read_text())["step"]) if ckpt else 0
+        truncate_records(run, keep_to)
+        # incomplete checkpoints (killed mid-save) and ones after keep_to are removed so TRL cannot pick them up
+        for p in checkpoints_dir(run_dir).glob("checkpoint-*"):
+            try:
+                n = int(p.name.split("-")[-1])
+            except ValueError:
+                continue
+            if n > keep_to or not (p / CKPT_META).exists():
+                shutil.rmtree(p, ignore_errors=True)
+        return run, ckpt
+    existing = RunDir(run_dir).records_path(STEPS)
+    if existing.exists() and any(True for _ in read_records(existing)):
+        raise ConfigError(f"{run_dir} already holds training steps; pass --resume to continue it, or use a new dir")
+    return RunDir.create(run_dir, cfg), None
+
+
+__all__ = ["CKPT_META", "checkpoints_dir", "list_checkpoints", "last_checkpoint", "mark_complete", "onset_step",
+           "is_main_process", "prepare_run_dir"]
