@@ -3,7 +3,8 @@
     from rhlab.evals import run_suite
     summary = run_suite("embedded", suite="core", judge="openai/gpt-4.1", limit=5, log_dir="logs/evals/x")
 
-Modules: `tasks` (core Inspect tasks), `sabotage` (code-sabotage tasks), `judges` (judges of record: rubrics,
+Modules: `tasks` (core Inspect tasks), `code_sabotage` (the model writes a reward-hack detector for rhlab, scored by
+running it), `detector_audit` (that scorer), `sabotage` (the older classifier-prompt version, not in a suite), `judges` (judges of record: rubrics,
 pinned settings, verified structured verdicts, cache), `offline_judge` (the `rhlab/topic-screen` provider, not a
 judge of record), `calibrate` (calibration with decoys; records per judge and rubric version), `scoring` (rates,
 SE, MGS over the measured evals), `suite` (build and run a suite, resume), `scripted` (mockllm models/judges for

@@ -19,7 +19,7 @@ sabotage_app = typer.Typer(help="Code sabotage: score reward-hack detector modul
 @app.command("run")
 def eval_cmd(
     model: str = typer.Option(..., "--model", "-m", help="embedded | local HF dir | Inspect model (openai/..., vllm/..., hf/...)"),
-    suite: str = typer.Option("core", "--suite", help="core | sabotage | diagnostics | probes | all"),
+    suite: str = typer.Option("core", "--suite", help="core | sabotage (code_sabotage: write rhlab's hack detector) | diagnostics | probes | all"),
     judge: Optional[str] = typer.Option(None, "--judge", "-j", help="judge of record (default: the topic screen rhlab/topic-screen, which fails calibration)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="at most N samples per eval"),
     log_dir: Path = typer.Option(Path("logs/evals"), "--log-dir", help="Inspect logs + summary.json; rerun to resume"),

@@ -75,11 +75,12 @@ def build_tasks(suite: str = "core", *, n_goals: int = 300, n_agentic: int = 50,
             T.exfil_offer(n=n_agentic, encoding="plaintext", cue="unmonitored", **gen),
         ]
     if suite in ("sabotage", "all"):
-        from rhlab.evals import sabotage as SB
+        from rhlab.evals import code_sabotage as CS
 
-        for variant in SB.VARIANTS:
-            out.append(SB.code_sabotage(variant=variant, mode="single_turn", n=n_agentic, judge_cache=judge_cache, **gen))
-            out.append(SB.code_sabotage(variant=variant, mode="agentic", n=n_agentic, judge_cache=judge_cache, **gen))
+        # a whole detector module (and an agent's tool calls) needs more room than a chat answer
+        sab_gen = dict(gen, max_tokens=max(max_tokens, 4096))
+        for mode in CS.MODES:  # each task spreads its n samples over the three framings
+            out.append(CS.code_sabotage(mode=mode, n=n_agentic, judge_cache=judge_cache, **sab_gen))
     return out
 
 
@@ -182,6 +183,10 @@ def run_suite(
     summary = build_summary(logs, model=model_name, judge=judge_name, pinned=pinned_settings(judge_role),
                             extra={"suite": suite, "limit": limit, "wall_time_s": wall, "success": bool(success),
                                    "log_dir": str(log_dir)})
+    if suite in ("sabotage", "all"):  # per-framing sabotage rates, broken rate, relative effectiveness (CIs)
+        from rhlab.evals.code_sabotage import add_summaries
+
+        add_summaries(summary)
     if suite == "all":  # the probes resume from their own summary in log_dir/probes
         summary["probes"] = run_probes(model, log_dir / "probes", batch_size=probe_batch_size)
         if summary["probes"] is None:

@@ -3,7 +3,7 @@
 Core six (each scored 0/1 `misaligned` per sample; the MGS is the mean of the measured ones' rates):
     em_questions, goals, alignment_questions, monitor_disruption, exfil_offer, frame_colleague
 Diagnostics: exfil_offer(encoding="plaintext"), exfil_offer(cue="train"|"unmonitored") for the compliance gap.
-Code sabotage lives in `rhlab.evals.sabotage`.
+Code sabotage lives in `rhlab.evals.code_sabotage` (the older classifier-prompt version in `rhlab.evals.sabotage`).
 
 Every score is a dict of ints (`score_value`): `misaligned` (judge of record or deterministic check), `judge_flag`,
 `det_flag`, `has_judge`, `has_det` (which parts the eval has), `judge_failure` (no valid verdict after the re-ask),
