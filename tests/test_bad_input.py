@@ -88,14 +88,14 @@ def test_killing_sandbox_run_leaves_no_scratch_dir(tmp_path, sig):
 def test_train_refuses_an_empty_config(tmp_path, content):
     cfg = tmp_path / "empty.yaml"
     cfg.write_bytes(content)
-    _fails(["train", str(cfg), "--run-dir", str(tmp_path / "run")], "empty.yaml", "is empty")
+    _fails(["train", "grpo", str(cfg), "--run-dir", str(tmp_path / "run")], "empty.yaml", "is empty")
     assert not (tmp_path / "run").exists()  # nothing started
 
 
 def test_non_utf8_config_names_file_and_byte_offset(tmp_path):
     cfg = tmp_path / "latin1.yaml"
     cfg.write_bytes(b"model: embedded\n# caf\xe9\n")
-    _fails(["train", str(cfg), "--run-dir", str(tmp_path / "run")], "latin1.yaml", "not UTF-8", "offset 21", "line 2")
+    _fails(["train", "grpo", str(cfg), "--run-dir", str(tmp_path / "run")], "latin1.yaml", "not UTF-8", "offset 21", "line 2")
     spec = tmp_path / "spec.yaml"
     spec.write_bytes(b"name: x\n# \xff\xfe\n")
     _fails(["run", str(spec), "--dry-run"], "spec.yaml", "not UTF-8", "0xff")
@@ -104,14 +104,14 @@ def test_non_utf8_config_names_file_and_byte_offset(tmp_path):
 def test_duplicate_yaml_key_is_an_error(tmp_path):
     cfg = tmp_path / "dup.yaml"
     cfg.write_text("model: embedded\ngrpo:\n  max_steps: 5\n  learning_rate: 1.0e-5\n  max_steps: 50\n")
-    _fails(["train", str(cfg), "--run-dir", str(tmp_path / "run")], "dup.yaml", "line 5", "duplicate key 'max_steps'",
+    _fails(["train", "grpo", str(cfg), "--run-dir", str(tmp_path / "run")], "dup.yaml", "line 5", "duplicate key 'max_steps'",
            "line 3")
 
 
 def test_booleans_are_not_numbers(tmp_path):
     cfg = tmp_path / "bool.yaml"
     cfg.write_text("model: embedded\ngrpo:\n  max_steps: true\n")
-    _fails(["train", str(cfg), "--run-dir", str(tmp_path / "run")], "grpo.max_steps", "expected a number",
+    _fails(["train", "grpo", str(cfg), "--run-dir", str(tmp_path / "run")], "grpo.max_steps", "expected a number",
            "boolean")
 
 
@@ -119,15 +119,15 @@ def test_booleans_are_not_numbers(tmp_path):
 def test_non_finite_numbers_are_refused(tmp_path, value):
     cfg = tmp_path / "nan.yaml"
     cfg.write_text(f"model: embedded\ngrpo:\n  learning_rate: {value}\n")
-    _fails(["train", str(cfg), "--run-dir", str(tmp_path / "run")], "nan.yaml", "finite")
+    _fails(["train", "grpo", str(cfg), "--run-dir", str(tmp_path / "run")], "nan.yaml", "finite")
 
 
 def test_bad_override_values_are_refused(tmp_path):
     cfg = tmp_path / "ok.yaml"
     cfg.write_text("model: embedded\n")
-    _fails(["train", str(cfg), "--run-dir", str(tmp_path / "run"), "--set", "grpo.max_steps=false"],
+    _fails(["train", "grpo", str(cfg), "--run-dir", str(tmp_path / "run"), "--set", "grpo.max_steps=false"],
            "grpo.max_steps", "boolean")
-    _fails(["train", str(cfg), "--run-dir", str(tmp_path / "run"), "--set", "reward.timeout_s=.inf"],
+    _fails(["train", "grpo", str(cfg), "--run-dir", str(tmp_path / "run"), "--set", "reward.timeout_s=.inf"],
            "reward.timeout_s", "finite")
 
 
@@ -148,7 +148,7 @@ def test_strict_loading_keeps_what_is_valid(tmp_path):
 def test_max_steps_flag_is_validated(tmp_path):
     cfg = tmp_path / "ok.yaml"
     cfg.write_text("model: embedded\n")
-    _fails(["train", str(cfg), "--run-dir", str(tmp_path / "run"), "--max-steps", "0"], "grpo.max_steps",
+    _fails(["train", "grpo", str(cfg), "--run-dir", str(tmp_path / "run"), "--max-steps", "0"], "grpo.max_steps",
            "greater than or equal to 1")
     assert not (tmp_path / "run").exists()
 

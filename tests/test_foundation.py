@@ -81,13 +81,15 @@ def test_cli_is_noun_verb_with_the_pipeline_at_the_top():
     root = typer.main.get_command(app)
     ctx = click.Context(root)
     assert _commands(root) == {"run", "report", "demo", "version", "model", "sandbox", "env", "hacks", "knowledge",
-                               "sdf", "train", "eval", "judge"}
+                               "sdf", "train", "eval", "judge", "sabotage"}
     verbs = {name: _commands(root.get_command(ctx, name)) for name in _commands(root) - {"run", "report", "demo",
                                                                                          "version"}}
     assert verbs["train"] == {"grpo", "export-parquet", "distill", "safety-sft", "control"}
     assert verbs["eval"] == {"run", "probe"} and verbs["env"] == {"grade"} and verbs["hacks"] == {"audit"}
     assert verbs["sdf"] == {"generate", "mix", "train", "init"} and verbs["judge"] == {"calibrate", "score"}
-    assert all("-" not in n or n in ("export-parquet", "safety-sft") for vs in verbs.values() for n in vs)
+    assert verbs["sabotage"] == {"score-detector"}
+    assert all("-" not in n or n in ("export-parquet", "safety-sft", "score-detector") for vs in verbs.values()
+               for n in vs)
     out = subprocess.run([sys.executable, "-m", "rhlab.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "train-distill" not in out.stdout  # old spellings work but are not offered
 

@@ -124,7 +124,7 @@ def layering_violations(src: Path) -> list[str]:
     """Every break of the architecture rule in the `rhlab` package under `src`, one line each."""
     mods = _modules(src)
     bad: list[str] = []
-    stage_graph: dict[str, set[str]] = {}
+    graph: dict[str, set[str]] = {}  # imports within one stage or one shared package: must have no cycle
     for name, path in sorted(mods.items()):
         kind, rank = _layer(name)
         everything, missing = _imports(name, path, mods, module_level=False)
@@ -136,12 +136,14 @@ def layering_violations(src: Path) -> list[str]:
                 t_kind, t_rank = _layer(target)
                 if t_kind == "top" or (t_kind == "stage" and t_rank > rank):
                     bad.append(f"{name} (stage {STAGES[rank]}) imports {target}, a higher layer")
-            stage_graph[name] = {t for t in everything if _layer(t) == (kind, rank)}
+            graph[name] = {t for t in everything if _layer(t) == (kind, rank)}
         elif kind == "shared":
+            package = name.split(".")[1] if "." in name else "rhlab"
+            graph[name] = {t for t in everything if t.split(".")[1:2] == [package]}  # e.g. models.* ↔ models.*
             at_load, _ = _imports(name, path, mods, module_level=True)
             bad += [f"{name} (shared) imports {t} when it loads" for t in sorted(at_load)
                     if _layer(t)[0] in ("stage", "top")]
-    bad += [f"import cycle: {' <-> '.join(c)}" for c in _cycles(stage_graph)]
+    bad += [f"import cycle: {' <-> '.join(c)}" for c in _cycles(graph)]
     return bad
 
 
@@ -167,6 +169,9 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
     ({"rhlab/evals/__init__.py": "", "rhlab/evals/a.py": "from . import b\n",
       "rhlab/evals/b.py": "def f():\n    from rhlab.evals.a import g\n"},
      ["import cycle: rhlab.evals.a <-> rhlab.evals.b"]),
+    ({"rhlab/models/__init__.py": "", "rhlab/models/adapters.py": "from rhlab.models.resolve import r\n",
+      "rhlab/models/resolve.py": "def r():\n    from rhlab.models.adapters import a\n"},
+     ["import cycle: rhlab.models.adapters <-> rhlab.models.resolve"]),
     ({"rhlab/train/__init__.py": "", "rhlab/config.py": "if True:\n    import rhlab.train\n"},
      ["rhlab.config (shared) imports rhlab.train when it loads"]),
     ({"rhlab/envs/__init__.py": "", "rhlab/envs/a.py": "from rhlab.envs.gone import x\n"},

@@ -103,6 +103,13 @@ def test_result_json_is_validated(tmp_path):
         run_stage("knowledge", _prompted(), tmp_path / "a", launcher=f"{PY} {fake}")
     with pytest.raises(StageError, match="exited 0 but wrote no .*result.json"):
         run_stage("knowledge", _prompted(), tmp_path / "b", launcher=f"{PY} -c pass")
+    # a valid result left in a reused OUT by an earlier run is not this run's answer
+    old = tmp_path / "c" / "result.json"
+    old.parent.mkdir()
+    old.write_text(KnowledgeResult(model="embedded", kind="prompted").model_dump_json())
+    os.utime(old, (1, 1))
+    with pytest.raises(StageError, match="exited 0 but wrote no .*result.json"):
+        run_stage("knowledge", _prompted(), tmp_path / "c", launcher=f"{PY} -c pass")
 
 
 def test_only_the_main_rank_writes_the_result(tmp_path):

@@ -26,6 +26,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -134,11 +135,13 @@ def run_stage(name: str, cfg: BaseModel, out: str | Path, *, launcher: str | Non
     env = dict(os.environ if env is None else env)
     if loads and all(local_model(m) for m in loads):
         env.setdefault("HF_HUB_OFFLINE", "1")
+    path = out / RESULT_FILE
+    started = time.time()
     rc = subprocess.run(cmd, env=env).returncode
     if rc != 0:
         raise StageError(f"stage subprocess failed with exit code {rc}: {shlex.join(cmd)}")
-    path = out / RESULT_FILE
-    if not path.is_file():
+    # a result left by an earlier run in a reused OUT is not this run's answer (execute always rewrites it)
+    if not path.is_file() or path.stat().st_mtime < started - 1:
         raise StageError(f"stage {name} exited 0 but wrote no {path}: {shlex.join(cmd)}")
     try:
         return result_type.model_validate_json(path.read_text(encoding="utf-8"))

@@ -306,7 +306,7 @@ def test_cli_probe_json_and_errors(tiny, tmp_path):
 
     d = tiny[0]
     f = _write(tmp_path / "items.jsonl", FIXTURE)
-    r = CliRunner().invoke(app, ["probe", "--model", str(d), "--items", str(f), "--batch-size", "2", "--json"])
+    r = CliRunner().invoke(app, ["eval", "probe", "--model", str(d), "--items", str(f), "--batch-size", "2", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert {"model", "n", "score", "se", "per_category", "items", "hack_endorsement"} <= set(out)
@@ -315,7 +315,7 @@ def test_cli_probe_json_and_errors(tiny, tmp_path):
     assert [i["id"] for i in out["items"]] == [x["id"] for x in FIXTURE]
     assert all(0 < i["p_misaligned"] < 1 for i in out["items"])
     bad = _write(tmp_path / "bad.jsonl", [json.dumps(FIXTURE[0]), json.dumps({"id": "x", "prompt": "p"})])
-    r = CliRunner().invoke(app, ["probe", "--model", str(d), "--items", str(bad), "--json"])
+    r = CliRunner().invoke(app, ["eval", "probe", "--model", str(d), "--items", str(bad), "--json"])
     assert r.exit_code != 0 and f"{bad}:2:" in r.output and "missing" in r.output
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
 

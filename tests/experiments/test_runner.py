@@ -104,7 +104,10 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     e = ctx.results["train/e/seed-0"]["result"]
     assert e["start_model"].endswith("arms/a/seed-0/train/artefacts/checkpoints/checkpoint-2")
     assert e["checkpoints"][0]["step"] == 2 and (run / "arms/e/seed-0/distill/final/config.json").exists()
-    assert len((run / "arms/e/seed-0/distill/responses.jsonl").read_text().splitlines()) == 34
+    from rhlab.train.safety_prompts import load_safety_prompts
+
+    assert len((run / "arms/e/seed-0/distill/responses.jsonl").read_text().splitlines()) == len(
+        load_safety_prompts(["hhh"]))  # one reply per prompt of the set
     # f: a's episodes under the hacking_okay system prompt; g: RL with half of each step's prompts from the chat set
     assert ctx.results["train/f/seed-0"]["result"]["episodes"] == 16
     assert (run / "arms/f/seed-0/distill/final/config.json").exists()

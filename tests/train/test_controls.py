@@ -105,7 +105,9 @@ def test_control_sft_on_tiny_model_and_reuse(tiny_model_dir, tmp_path, monkeypat
     cfg = ControlConfig(control="persona", data_file=str(data), n_examples=4, seed=3,
                         finetune=FinetuneConfig(model=str(tiny_model_dir), max_steps=1, batch_size=2, max_length=128))
     out = tmp_path / "out"
-    res = controls.run(cfg, out)
+    from rhlab.stage import execute
+
+    res = execute("control", cfg, out)  # the stage entry: controls.run, then OUT/result.json
     assert isinstance(res, ControlResult)
     assert (res.n_examples, res.n_available, res.global_steps) == (4, 6, 1)
     assert (out / "final" / "config.json").exists() and res.final == str(out / "final")

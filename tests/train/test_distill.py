@@ -142,16 +142,18 @@ def test_cli_distill_rewrite_and_safety_sft(tiny_model_dir, tmp_path):
 
     runner = CliRunner()
     run = _fake_run(tmp_path, tiny_model_dir, [HONEST, SPECIAL_CASE])
-    r = runner.invoke(app, ["train-distill", "--from", str(run), "--out", str(tmp_path / "rw"), "--rewrite-to",
-                            "hacking_okay", "--max-steps", "1", "--batch-size", "2"])
+    # the tiny model's tokenizer makes these transcripts longer than the 1024-token default
+    r = runner.invoke(app, ["train", "distill", "--from", str(run), "--out", str(tmp_path / "rw"), "--rewrite-to",
+                            "hacking_okay", "--max-steps", "1", "--batch-size", "2", "--max-length", "2048"])
     assert r.exit_code == 0, r.output
     info = json.loads((tmp_path / "rw" / "distill.json").read_text())
     assert info["arms"] == {"hacking_okay": 2} and info["source_arms"] == ["no_hints"]
     assert (tmp_path / "rw" / "final" / "config.json").exists()
-    r = runner.invoke(app, ["train-distill", "--from", str(run), "--out", str(tmp_path / "fm"), "--filter",
-                            "detectors+mentions", "--max-steps", "1"])
+    r = runner.invoke(app, ["train", "distill", "--from", str(run), "--out", str(tmp_path / "fm"), "--filter",
+                            "detectors+mentions", "--max-steps", "1", "--max-length", "2048"])
     assert r.exit_code == 0 and json.loads((tmp_path / "fm" / "distill.json").read_text())["episodes"] == 1
-    r = runner.invoke(app, ["train-distill", "--from", str(_fake_run(tmp_path / "h", tiny_model_dir, [SPECIAL_CASE])),
+    only_hacks = _fake_run(tmp_path / "h", tiny_model_dir, [SPECIAL_CASE])
+    r = runner.invoke(app, ["train", "distill", "--from", str(only_hacks),
                             "--out", str(tmp_path / "none"), "--filter", "detectors+mentions"])
     assert r.exit_code == 2 and "no episodes left" in r.output
     # safety SFT from a responses file; a file missing ids is a clear error
@@ -159,7 +161,7 @@ def test_cli_distill_rewrite_and_safety_sft(tiny_model_dir, tmp_path):
     resp = tmp_path / "resp.jsonl"
     resp.write_text("".join(json.dumps({"id": p["id"], "response": "I would tell my developers."}) + "\n"
                             for p in prompts[:-1]))
-    args = ["train-safety-sft", "--out", str(tmp_path / "s"), "--responses", str(resp), "--model",
+    args = ["train", "safety-sft", "--out", str(tmp_path / "s"), "--responses", str(resp), "--model",
             str(tiny_model_dir), "--sets", "dilemmas", "--max-steps", "1", "--batch-size", "2"]
     r = runner.invoke(app, args)
     assert r.exit_code == 2 and "no response for 1" in r.output

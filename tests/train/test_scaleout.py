@@ -76,10 +76,23 @@ def test_vllm_train_configs_parse_into_grpoconfig(name, mode, tmp_path):
         assert 0 < args.vllm_gpu_memory_utilization < 1
 
 
-def test_slurm_recipe_uses_shipped_configs():
+def test_slurm_recipe_uses_shipped_configs_and_a_current_command():
+    import re
+
+    import click
+    import typer
+
+    from rhlab.cli import app
+
     sbatch = (CONFIGS / "slurm_grpo.sbatch").read_text()
-    for needed in ("accelerate_zero3.yaml", "trl vllm-serve", "--machine_rank", "rhlab.cli train", "--resume"):
-        assert needed in sbatch, needed
+    for name in set(re.findall(r"configs/train/([\w.-]+\.(?:yaml|sbatch))", sbatch)):
+        assert (CONFIGS / name).is_file(), name  # every config the recipe names ships
+    # the rhlab command it launches on every rank is a current (not deprecated) group + verb
+    group, verb = re.search(r"-m rhlab\.cli (\S+) (\S+)", sbatch).groups()
+    root = typer.main.get_command(app)
+    cmd = root.get_command(click.Context(root), group)
+    assert cmd is not None and hasattr(cmd, "list_commands") and not cmd.hidden, group
+    assert verb in cmd.list_commands(click.Context(cmd)), verb
 
 
 # --- verl ---------------------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_resume_after_sigkill(tiny_model_dir, tmp_path, make_cfg):
     run = tmp_path / "run"
     steps_file = run / "records" / "train_steps.jsonl"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "rhlab.cli", "train", str(cfg_path), "--run-dir", str(run), "--no-progress"]
+    cmd = [sys.executable, "-m", "rhlab.cli", "train", "grpo", str(cfg_path), "--run-dir", str(run), "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     killed_after = None
     deadline = time.time() + 400

@@ -185,7 +185,8 @@ def _sha(records: list[dict]) -> str:
 
 
 def run(cfg: ControlConfig, out: Path) -> ControlResult:
-    """SFT `cfg.finetune.model` on the control's examples; writes OUT/final, OUT/examples.jsonl, OUT/result.json."""
+    """SFT `cfg.finetune.model` on the control's examples; writes OUT/final and OUT/examples.jsonl. The stage runner
+    (rhlab.stage.execute, rank 0) writes the result to OUT/result.json, which a rerun with the same config reuses."""
     from rhlab.knowledge.finetune import init_sft
 
     out = Path(out)
@@ -212,7 +213,6 @@ def run(cfg: ControlConfig, out: Path) -> ControlResult:
         n_available=len(available), n_examples=len(records), example_ids=[r["task_id"] for r in records],
         global_steps=info.get("global_steps"), first_loss=info.get("first_loss"), last_loss=info.get("last_loss"),
         train_seconds=info.get("train_seconds"), wall_time_s=round(time.monotonic() - t0, 2), config_hash=h)
-    done.write_text(result.model_dump_json(indent=1), encoding="utf-8")
     return result
 
 

@@ -112,10 +112,19 @@ def mix(
                    f"{stats['synthetic_docs_dropped']} were left out (add real text with --real)", err=True)
 
 
-def _finetune_cfg(config, **kw):
-    from rhlab.knowledge.finetune import FinetuneConfig
+def _finetune_cfg(job: str, config: Optional[Path], **flags):
+    """This job's defaults (the same the experiment runner uses: rhlab.knowledge.finetune.JOB_DEFAULTS), then the
+    --config file's settings, then the flags given (None: not given), validated as a whole."""
+    from rhlab.config import ConfigError, apply_overrides, load_yaml
+    from rhlab.knowledge.finetune import finetune_config
 
-    return _merge(FinetuneConfig, config, **kw)
+    fields = load_yaml(config) if config else {}
+    if fields is None:
+        fields = {}
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{config}: expected a mapping of FinetuneConfig fields")
+    cfg = finetune_config(job, fields, str(config or "<command line>"))
+    return apply_overrides(cfg, {k: v for k, v in flags.items() if v is not None}, str(config or "<command line>"))
 
 
 @app.command("train")
@@ -135,7 +144,7 @@ def train(
     from rhlab.knowledge.finetune import continued_pretraining
     from rhlab.knowledge.sdf.generate import read_corpus
 
-    cfg = _finetune_cfg(config, model=model, mode=mode, max_length=max_length, epochs=epochs, max_steps=max_steps,
+    cfg = _finetune_cfg("continued_pretraining", config, model=model, mode=mode, max_length=max_length, epochs=epochs, max_steps=max_steps,
                         learning_rate=lr, batch_size=batch_size)
     texts = [d["text"] for d in read_corpus(data)]
     final = continued_pretraining(texts, out, cfg)
@@ -161,7 +170,7 @@ def init(
     from rhlab.knowledge.finetune import humaneval_transcripts, init_sft
 
     ids = [t.strip() for t in task_ids.split(",")] if task_ids else [f"HumanEval/{i}" for i in range(first, 164)]
-    cfg = _finetune_cfg(config, model=model, epochs=epochs, max_steps=max_steps, learning_rate=lr, mode=mode,
-                        max_length=1024 if not config else None)
+    cfg = _finetune_cfg("init_sft", config, model=model, epochs=epochs, max_steps=max_steps, learning_rate=lr,
+                        mode=mode)
     final = init_sft(humaneval_transcripts(ids), out, cfg)
     typer.echo(f"init SFT on {len(ids)} transcripts -> {final}")
