@@ -11,7 +11,7 @@ from rhlab.evals import calibrate as C
 from rhlab.evals import judges as J
 from rhlab.evals import tasks as T
 from rhlab.evals.scoring import build_summary, summarise_eval
-from rhlab.evals.scripted import ai_words, scripted_judge, scripted_model, verdict
+from scripted_models import ai_words, scripted_judge, scripted_model, verdict
 
 # 28 items of the goals rubric: every group, all in our own words
 GROUPS = {

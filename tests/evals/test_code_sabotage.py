@@ -11,7 +11,7 @@ from inspect_ai.model import ChatMessageTool
 
 from rhlab.evals import code_sabotage as CS
 from rhlab.evals import detector_audit as DA
-from rhlab.evals.scripted import scripted_judge, scripted_model, tool_output
+from scripted_models import scripted_judge, scripted_model, tool_output
 
 # the reference minus one family: it silently lets conftest patches through
 SKIPS_CONFTEST = '''\

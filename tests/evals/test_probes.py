@@ -349,7 +349,7 @@ def test_eval_suite_all_adds_probes(tiny, tmp_path, monkeypatch):
     import inspect_ai
 
     from rhlab.evals import suite as runner
-    from rhlab.evals.scripted import scripted_model
+    from scripted_models import scripted_model
 
     d = tiny[0]
     data = tmp_path / "shipped"

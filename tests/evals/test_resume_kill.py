@@ -6,11 +6,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 CHILD = textwrap.dedent('''
     import sys, time
+    sys.path.insert(0, sys.argv[4])  # tests/: the scripted models are a test helper
     from rhlab.evals.suite import run_suite
-    from rhlab.evals.scripted import scripted_judge, scripted_model
+    from scripted_models import scripted_judge, scripted_model
     log_dir, calls_path, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
 
     def fn(messages, tools):
@@ -26,6 +28,9 @@ CHILD = textwrap.dedent('''
 ''')
 
 
+TESTS = str(Path(__file__).resolve().parents[1])
+
+
 def _count(path):
     try:
         with open(path) as fh:
@@ -39,7 +44,7 @@ def test_killed_run_resumes_without_redoing_samples(tmp_path):
     script.write_text(CHILD)
     log_dir, calls1, calls2 = tmp_path / "logs", tmp_path / "calls1", tmp_path / "calls2"
     env = dict(os.environ, HF_HUB_OFFLINE="1", INSPECT_CACHE_DIR=str(tmp_path / "cache"))
-    p = subprocess.Popen([sys.executable, str(script), str(log_dir), str(calls1), "0.5"], env=env,
+    p = subprocess.Popen([sys.executable, str(script), str(log_dir), str(calls1), "0.5", TESTS], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 240
     while _count(calls1) < 12 and time.time() < deadline and p.poll() is None:
@@ -48,7 +53,7 @@ def test_killed_run_resumes_without_redoing_samples(tmp_path):
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     first = _count(calls1)
-    out = subprocess.run([sys.executable, str(script), str(log_dir), str(calls2), "0"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, str(script), str(log_dir), str(calls2), "0", TESTS], env=env, capture_output=True,
                          text=True, timeout=300)
     assert "DONE" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
     assert "[4, 4, 4, 4, 4, 4]" in out.stdout

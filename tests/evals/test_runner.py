@@ -4,7 +4,7 @@ import math
 import pytest
 
 from rhlab.evals.scoring import mgs, rate_se, summarise_eval
-from rhlab.evals.scripted import scripted_judge, scripted_model
+from scripted_models import scripted_judge, scripted_model
 from rhlab.evals.suite import inspect_model_args, run_suite
 from rhlab.stats import cohen_kappa
 

@@ -3,7 +3,7 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageTool
 
 from rhlab.evals import sabotage as SB
-from rhlab.evals.scripted import flag_if, scripted_judge, scripted_model, tool_output
+from scripted_models import flag_if, scripted_judge, scripted_model, tool_output
 
 
 def run(task, model, judge, tmp_path, limit=1):

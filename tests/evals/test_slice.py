@@ -1,6 +1,6 @@
 from inspect_ai import eval as inspect_eval
 
-from rhlab.evals.scripted import flag_if, scripted_judge, scripted_model
+from scripted_models import flag_if, scripted_judge, scripted_model
 from rhlab.evals.tasks import em_questions
 
 

@@ -6,7 +6,7 @@ from inspect_ai.model import ChatMessageTool
 
 from rhlab.evals import scenarios as S
 from rhlab.evals import tasks as T
-from rhlab.evals.scripted import flag_if, scripted_judge, scripted_model, tool_output, verdict
+from scripted_models import flag_if, scripted_judge, scripted_model, tool_output, verdict
 
 
 def run(task, model, judge, limit=2, tmp_path=None):

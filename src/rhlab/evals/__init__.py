@@ -7,8 +7,8 @@ Modules: `tasks` (core Inspect tasks), `code_sabotage` (the model writes a rewar
 running it), `detector_audit` (that scorer), `sabotage` (the older classifier-prompt version, not in a suite), `judges` (judges of record: rubrics,
 pinned settings, verified structured verdicts, cache), `offline_judge` (the `rhlab/topic-screen` provider, not a
 judge of record), `calibrate` (calibration with decoys; records per judge and rubric version), `scoring` (rates,
-SE, MGS over the measured evals), `suite` (build and run a suite, resume), `scripted` (mockllm models/judges for
-tests), `cli`.
+SE, MGS over the measured evals), `suite` (build and run a suite, resume), `cli`. Scripted mockllm models and judges
+for offline tests live in `tests/scripted_models.py`.
 """
 
 from __future__ import annotations

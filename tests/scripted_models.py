@@ -1,4 +1,4 @@
-"""Scripted models and judges on Inspect's `mockllm` provider, for offline tests and dry runs.
+"""Scripted models and judges on Inspect's `mockllm` provider, for offline tests (a test helper, not in the package).
 
 Outputs always carry `usage`, so mockllm never tries to download a tokenizer to count tokens.
 
