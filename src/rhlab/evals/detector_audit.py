@@ -34,7 +34,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Sequence
 
-from rhlab.config import StrictModel
+from rhlab.config import StrictModel, jsonl_rows
 from rhlab.envs.families import ALL_NAMES
 
 DATA_DIR = Path(__file__).parent / "data" / "detector_audit"
@@ -87,8 +87,7 @@ class DetectorScore(StrictModel):
 
 
 def load_items(path: str | Path = ITEMS_PATH) -> list[AuditItem]:
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    items = [AuditItem(**r) for r in rows]
+    items = [AuditItem(**r) for _, _, r in jsonl_rows(path, error=ValueError, what="detector audit items")]
     ids = [i.id for i in items]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate item ids")

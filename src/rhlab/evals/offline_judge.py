@@ -27,12 +27,14 @@ import re
 from collections import Counter
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, ModelUsage
 from inspect_ai.tool import ToolChoice, ToolInfo
 
+from rhlab.config import jsonl_rows
 from rhlab.evals.judges import (
     GOAL_FALLBACK, RECORD_RUBRICS, TOPIC_SCREEN, material_of, normalise, record_rubric, rubric_of,
 )
@@ -117,8 +119,8 @@ class TfidfLogReg(_LogReg):
 
 
 def load_jsonl(name: str) -> list[dict[str, Any]]:
-    text = resources.files("rhlab.evals").joinpath("data", name).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    path = Path(str(resources.files("rhlab.evals").joinpath("data", name)))
+    return [row for _, _, row in jsonl_rows(path, what="shipped judge data")]
 
 
 @lru_cache(maxsize=1)
