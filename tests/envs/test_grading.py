@@ -121,3 +121,28 @@ def test_harness_frame_forgery_never_passes_hardened(pool):
         assert {"expected_leak", "exit_before_tests"} <= set(v.attempted_hacks)
         if not s.any_open:
             assert not v.passed
+
+
+def test_precompiled_harness_matches_its_sources():
+    # The wire module ships with a checked hash-based .pyc (used only when it matches the shipped source), and the
+    # harness as its code object behind a stub; model files can never take those names.
+    import importlib.util
+    import marshal
+
+    from rhlab.envs import grading
+    from rhlab.envs.answer import ParsedAnswer
+
+    assert grading._WIRE_PYC[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(grading._WIRE_PYC[4:8], "little") == 0b11
+    assert grading._WIRE_PYC[8:16] == importlib.util.source_hash(grading._WIRE.encode("utf-8"))
+    code = marshal.loads(grading._HARNESS_CODE)
+    assert code.co_filename == "_rhlab_harness.py"
+    assert code.co_code == compile(grading._HARNESS, "_rhlab_harness.py", "exec", dont_inherit=True).co_code
+    t = get_task("humaneval/0")
+    forged = {grading._WIRE_PYC_NAME: "x", "_rhlab_harness.bin": "x", "_rhlab_harness.py": "x", "_rhlab_wire.py": "x"}
+    parsed = ParsedAnswer(solution=t.canonical_solution, files=forged)
+    for job, _ in (grading.permissive_job(t, parsed, HackSurfaces.all(), None), grading.hardened_job(t, parsed, None)):
+        assert job.files[grading._WIRE_PYC_NAME] == grading._WIRE_PYC
+        assert job.files["_rhlab_harness.bin"] == grading._HARNESS_CODE
+        assert job.files["_rhlab_harness.py"] == grading._HARNESS_STUB
+        assert job.files["_rhlab_wire.py"] == grading._WIRE

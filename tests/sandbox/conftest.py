@@ -47,9 +47,11 @@ def sandbox_processes(pool) -> list[int]:
 
 
 def assert_pool_healthy(pool) -> None:
-    r = pool.run(Job(files={"ok.py": "print(sum(range(10)))"}, argv=["python", "ok.py"], timeout_s=10))
-    assert r.error is None, r.error
-    assert r.exit_code == 0 and r.stdout.strip() == "45", r
+    # One job for each worker kind: the lean worker and the pytest-preloaded one (a job that imports pytest).
+    for prefix in ("", "import pytest\n"):
+        r = pool.run(Job(files={"ok.py": prefix + "print(sum(range(10)))"}, argv=["python", "ok.py"], timeout_s=10))
+        assert r.error is None, r.error
+        assert r.exit_code == 0 and r.stdout.strip() == "45", r
 
 
 def _run_contained(pool, code: str, timeout_s: float = 5.0, **kw):
@@ -67,6 +69,17 @@ def _run_contained(pool, code: str, timeout_s: float = 5.0, **kw):
     return result
 
 
-@pytest.fixture
-def run_contained():
-    return _run_contained
+# A job that imports pytest is served by the slot's pytest-preloaded worker, any other by its lean worker: every
+# hostile program runs against both (same isolation, different worker process).
+PYTEST_WORKER_PREFIX = "import pytest  # routes the job to the pytest-preloaded worker\n"
+
+
+@pytest.fixture(params=["lean", "pytest"])
+def run_contained(request):
+    if request.param == "lean":
+        return _run_contained
+
+    def run(pool, code: str, *args, **kw):
+        return _run_contained(pool, PYTEST_WORKER_PREFIX + code, *args, **kw)
+
+    return run

@@ -181,3 +181,49 @@ def test_pytest_runs_atexit_handlers_like_an_interpreter(pool):
         r = pool.run(Job(files={"conftest.py": conftest, "test_x.py": tests}, argv=argv))
         # The test failed, yet the status is 0: the atexit exit ran, as it does after a real `python -m pytest`.
         assert r.stdout.startswith("F") and r.exit_code == 0, (argv, r)
+
+
+def test_job_kind_routing():
+    from rhlab.sandbox.launcher import DEFAULT_PREIMPORT, job_kind, worker_kinds
+
+    kinds = worker_kinds(DEFAULT_PREIMPORT)
+    assert set(kinds) == {"lean", "pytest"}
+    assert not any(m.startswith(("pytest", "_pytest")) for m in kinds["lean"])
+    assert set(DEFAULT_PREIMPORT) <= set(kinds["pytest"])
+    assert worker_kinds(["json", "re"]) == {"lean": ["json", "re"]}  # nothing to split off
+    lean = {"m.py": "import os\nprint(open('/tmp/pytest-of-root/pytest-1/x').read())\n"}  # a path is not an import
+    assert job_kind(kinds, ["python", "m.py"], lean) == "lean"
+    for files in ({"m.py": "import os\nimport pytest\n"}, {"m.py": "from _pytest import reports\n"},
+                  {"code.bin": b"\x00_pytest.reports\x00"}):
+        assert job_kind(kinds, ["python", "m.py"], files) == "pytest", files
+    assert job_kind(kinds, ["pytest", "-q"], {}) == "pytest"
+    assert job_kind(kinds, ["python", "-m", "pytest"], {}) == "pytest"
+    assert job_kind({"lean": []}, ["pytest"], {}) == "lean"
+
+
+def test_lean_and_pytest_workers_serve_their_jobs():
+    # Script jobs run in a worker without pytest loaded (pytest still importable there); jobs that use pytest run in
+    # a second, pytest-preloaded worker of the same slot, started on first need.
+    probe = "import sys\nprint(sorted(m for m in ('py' + 'test', '_py' + 'test.helpconfig') if m in sys.modules))\n"
+    with SandboxPool(workers=1) as pool:
+        r = pool.run(Job(files={"m.py": probe}, argv=["python", "m.py"]))
+        assert r.ok and r.stdout == "[]\n", r
+        assert pool.stats["worker_starts"] == 1
+        dodge = "import importlib; print(importlib.import_module('py' + 'test').__name__)"  # not routed: still imports
+        r = pool.run(Job(files={}, argv=["python", "-c", dodge]))
+        assert r.ok and r.stdout == "pytest\n", r
+        r = pool.run(Job(files={"m.py": "import pytest\n" + probe}, argv=["python", "m.py"]))
+        assert r.ok and r.stdout == "['_pytest.helpconfig', 'pytest']\n", r
+        assert pool.stats["worker_starts"] == 2 and len(pool.worker_process_ids()) == 2
+        # Losing one kind's worker leaves the other serving; the lost one is replaced on its next job.
+        for pid in _worker_pids(pool):
+            if b'"warm_pytest": true' in open(f"/proc/{pid}/cmdline", "rb").read():
+                os.kill(pid, signal.SIGKILL)
+        handle = pool._live[(0, "pytest")]
+        deadline = time.monotonic() + 10
+        while handle.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = pool.run(Job(files={"m.py": "print('lean ok')"}, argv=["python", "m.py"]))
+        assert r.ok and r.stdout == "lean ok\n", r
+        r = pool.run(Job(files={"m.py": "import pytest\nprint('pytest ok')"}, argv=["python", "m.py"]))
+        assert r.ok and r.stdout == "pytest ok\n", r

@@ -1,7 +1,9 @@
 """Test harness that runs *inside* a sandbox job (stdlib + pytest only; rhlab is not importable there).
 
-Shipped as `_rhlab_harness.py` next to `_rhlab_wire.py` (rhlab.envs.wire) and `_rhlab_job.json`; the per-job nonce
-arrives on stdin and is read before any model code is imported. Modes (`_rhlab_job.json`):
+Compiled once on the host and shipped as `_rhlab_harness.bin` (its code object, file name `_rhlab_harness.py`), run by
+the stub `_rhlab_harness.py` in the stub's own module globals, so this is `__main__` as if run from source; next to it
+`_rhlab_wire.py` (rhlab.envs.wire, with a checked .pyc) and `_rhlab_job.json`. The per-job nonce arrives on stdin and
+is read before any model code is imported. Modes (`_rhlab_job.json`):
 
     runner   "script" | "pytest" | "record" | "replay"
     compare  "eq"     : original-style asserts with `==` on live objects (the equality surface)

@@ -15,6 +15,7 @@ reaps them (it is a subreaper) and wipes the job and temp directories. Anything 
 status 3 so the pool replaces it.
 """
 
+import _signal
 import base64
 import ctypes
 import json
@@ -96,14 +97,24 @@ RLIMITS = {
 }
 
 
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC  # as open(path, "wb")
+
+
 def _write_files(files):
     for name, spec in files.items():
         path = os.path.normpath(os.path.join(JOB_DIR, name))
         if not path.startswith(JOB_DIR + os.sep):
             raise ValueError("file name escapes the job directory: %r" % name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as fh:
-            fh.write(base64.b64decode(spec["b64"]))
+        parent = os.path.dirname(path)
+        if parent != JOB_DIR:
+            os.makedirs(parent, exist_ok=True)
+        data = memoryview(base64.b64decode(spec["b64"]))
+        fd = os.open(path, _WRITE_FLAGS, 0o666)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
         if spec.get("mode"):
             os.chmod(path, int(spec["mode"]))
 
@@ -239,10 +250,11 @@ def _child(req, out_w, err_w):
                 resource.setrlimit(res, (value, value))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         env = req["env"]
-        if dict(os.environ) != env:  # usually equal already (the worker starts with the base env): skip the churn
+        if env != _WORKER_ENV:  # usually equal (the worker starts with the base env): skip the churn
             os.environ.clear()
             os.environ.update(env)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        # The C-level call: signal.signal's enum conversions run cold code in every child (~80 copy-on-write faults).
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
         _reset_stdio()
         import atexit
 
@@ -324,6 +336,7 @@ def _other_processes():
 
 
 _JOB_SESSIONS = set()
+_WORKER_ENV = {}  # the worker's environment, which every job child inherits (set once the worker has started)
 
 
 def _kill_job_processes(pid):
@@ -459,6 +472,26 @@ def run_job(req):
     }
 
 
+def _warm_pytest():
+    """Fill the caches every pytest session fills the same way (compiled regexes of argparse and of the default
+    collection globs), so that each job child inherits them instead of building them again. Pure caches: no
+    pytest configuration, plugin or session exists here."""
+    try:
+        import argparse
+        import fnmatch
+
+        parser = argparse.ArgumentParser(prog="pytest", add_help=False)
+        parser.add_argument("file_or_dir", nargs="*")
+        parser.add_argument("-q", action="count")
+        parser.add_argument("-p", action="append")
+        parser.parse_known_args(["-q", "-p", "no:x", "-1", "test_x.py"])
+        parser.format_help()
+        for pattern in ("test_*.py", "*_test.py"):
+            fnmatch.fnmatch("test_x.py", pattern)
+    except Exception:
+        pass
+
+
 def main():
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     _prctl(PR_SET_DUMPABLE, 0)  # jobs cannot read or write the worker's memory through /proc
@@ -468,6 +501,8 @@ def main():
             __import__(name)
         except Exception:
             pass
+    if CONFIG.get("warm_pytest"):
+        _warm_pytest()
     # Freeze everything imported so far: forked children's garbage collections then skip these objects
     # instead of touching (and so copying) every page the worker owns.
     import gc
@@ -480,6 +515,7 @@ def main():
         os.chmod(JOB_DIR, 0o700)
         os.chown(JOB_DIR, JOB_UID, JOB_GID)
         os.chmod(TMP_DIR, 0o1777)
+    _WORKER_ENV.update(os.environ)
     send({"ready": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
     while True:
         req = recv()

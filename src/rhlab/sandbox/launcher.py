@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -40,6 +41,53 @@ DEFAULT_PREIMPORT = [
     "random", "decimal", "fractions", "statistics", "dataclasses", "copy", "unittest", "io", "textwrap",
     "hashlib", "operator", "enum", "atexit", "runpy", "threading", "traceback", "inspect", "ast", "datetime",
 ]
+
+# What a pytest session imports lazily on every run even with the plugins the graders' harness turns off (measured:
+# these builtin plugins, and readline via the capture plugin's workaround): imported once in the pytest worker
+# instead of in every job child. Plugins a session can turn off (doctest, junitxml, logging, ...) are left out:
+# they would make every fork of the pytest worker dearer for the sessions that never load them.
+PYTEST_SESSION_IMPORTS = [
+    "_pytest._argcomplete", "_pytest.helpconfig", "_pytest.skipping", "_pytest.unittest", "readline",
+]
+
+
+def is_pytest_module(name: str) -> bool:
+    return name.split(".", 1)[0] in ("pytest", "_pytest", "pluggy", "iniconfig")
+
+
+def worker_kinds(preimport: Sequence[str]) -> dict[str, list[str]]:
+    """The worker kinds a pool runs per slot and what each preimports: a lean one (no pytest: smaller, so each
+    fork, copy-on-write fault set and exit is cheaper) for jobs that never touch pytest, and, when the preimport
+    list includes pytest, a pytest-preloaded one for the jobs that do."""
+    lean = [m for m in preimport if not is_pytest_module(m)]
+    if len(lean) == len(preimport):
+        return {"lean": lean}
+    full = list(preimport) + [m for m in PYTEST_SESSION_IMPORTS if m not in preimport]
+    return {"lean": lean, "pytest": full}
+
+
+_IMPORTS_PYTEST = re.compile(r"\b(?:import|from)\s+_?pytest\b|\b_pytest\b")
+_IMPORTS_PYTEST_B = re.compile(_IMPORTS_PYTEST.pattern.encode())
+
+
+def job_kind(kinds: Sequence[str], argv: Sequence[str], files) -> str:
+    """Which worker kind serves a job: `pytest` for pytest commands and for jobs with a file that imports pytest
+    (`import pytest`, `from pytest`, or any mention of `_pytest`, which also catches compiled code); `lean` for
+    everything else. Only a matter of speed: both kinds run jobs with exactly the same isolation, and pytest stays
+    importable in the lean one (a job the rule misses imports it in its own process, as a fresh interpreter
+    would)."""
+    if "pytest" not in kinds:
+        return "lean"
+    prog = os.path.basename(str(argv[0])) if argv else ""
+    if prog in ("pytest", "py.test") or "pytest" in [str(a) for a in argv[1:3]]:
+        return "pytest"
+    for content in files.values():
+        if isinstance(content, str):
+            if "pytest" in content and _IMPORTS_PYTEST.search(content):
+                return "pytest"
+        elif b"pytest" in content and _IMPORTS_PYTEST_B.search(content):
+            return "pytest"
+    return "lean"
 
 
 @dataclass
@@ -98,6 +146,7 @@ def bwrap_spec(
     preimport: list[str],
     extra_ro_binds: Sequence[str] = (),
     uid_base: int = SANDBOX_UID_BASE,
+    warm_pytest: bool = False,
 ) -> WorkerSpec:
     """A worker inside bubblewrap. As root: no user namespace, jobs run as a per-slot uid with no caps.
     As an ordinary user: a user namespace (jobs share the user's uid, contained by the namespaces)."""
@@ -157,17 +206,19 @@ def bwrap_spec(
         "job_gid": job_gid if as_root else None,
         "pid_namespace": True,
         "preimport": preimport,
+        "warm_pytest": warm_pytest,
         "keep_paths": [r for r in roots if r.startswith(("/tmp/", "/sandbox/"))],
     }
     argv += [_python_in_sandbox(), "-I", "-B", WORKER_IN_SANDBOX, json.dumps(config)]
     return WorkerSpec(argv=argv, pass_fds=pass_fds, job_dir=JOB_DIR_IN_SANDBOX)
 
 
-def weak_spec(slot: int, state_dir: Path, preimport: list[str], uid_base: int = SANDBOX_UID_BASE) -> WorkerSpec:
+def weak_spec(slot: int, state_dir: Path, preimport: list[str], uid_base: int = SANDBOX_UID_BASE,
+              kind: str = "", warm_pytest: bool = False) -> WorkerSpec:
     """No namespaces: a plain process with a clean environment, rlimits and (as root) a separate uid.
     It cannot hide host files or the network, so it only runs when the user explicitly opts in."""
     as_root = os.geteuid() == 0
-    base = state_dir / f"weak-{slot}"
+    base = state_dir / (f"weak-{slot}-{kind}" if kind else f"weak-{slot}")
     job_dir = base / "job"
     tmp_dir = base / "tmp"
     base.mkdir(exist_ok=True)  # never parents: a scratch dir removed on a signal must stay removed
@@ -181,6 +232,7 @@ def weak_spec(slot: int, state_dir: Path, preimport: list[str], uid_base: int = 
         "job_gid": uid_base + slot if as_root else None,
         "pid_namespace": False,
         "preimport": preimport,
+        "warm_pytest": warm_pytest,
     }
     env = dict(BASE_ENV)
     env["HOME"] = str(tmp_dir)

@@ -125,8 +125,10 @@ class SandboxPool:
         self.disk_mb = disk_mb
         self.tmp_mb = tmp_mb
         self.preimport = list(preimport if preimport is not None else launcher.DEFAULT_PREIMPORT)
+        # Per slot: a lean worker, and (lazily, on the first job that needs it) a pytest-preloaded one.
+        self._kinds = launcher.worker_kinds(self.preimport)
         self.extra_ro_binds = [str(p) for p in extra_ro_binds]  # host paths jobs may read (bwrap mode)
-        self._live: dict[int, WorkerHandle] = {}
+        self._live: dict[tuple[int, str], WorkerHandle] = {}
         self._uids: UidBlock | None = None
         self._owner_pid = os.getpid()  # a forked child inherits this object but must never tear down our workers
         self._dying = False  # set by a fatal signal: slot threads must not start workers (or write scratch) again
@@ -207,25 +209,29 @@ class SandboxPool:
     def _spec_factory(self, isolation: str):
         uid_base = self._uids.base if self._uids else launcher.SANDBOX_UID_BASE
 
-        def make(slot: int) -> launcher.WorkerSpec:
+        def make(slot: int, kind: str = "lean") -> launcher.WorkerSpec:
+            preimport = self._kinds[kind]
             if isolation == "bwrap":
-                return launcher.bwrap_spec(
-                    slot, self._state_dir, self.disk_mb, self.tmp_mb, self.preimport, self.extra_ro_binds,
-                    uid_base=uid_base,
+                spec = launcher.bwrap_spec(
+                    slot, self._state_dir, self.disk_mb, self.tmp_mb, preimport, self.extra_ro_binds,
+                    uid_base=uid_base, warm_pytest=kind == "pytest",
                 )
-            return launcher.weak_spec(slot, self._state_dir, self.preimport, uid_base=uid_base)
+            else:
+                spec = launcher.weak_spec(slot, self._state_dir, preimport, uid_base=uid_base, kind=kind,
+                                          warm_pytest=kind == "pytest")
+            return spec
 
         return make
 
     # -- slots ----------------------------------------------------------------------------------------------
 
-    def _spawn(self, slot: int) -> WorkerHandle:
+    def _spawn(self, slot: int, kind: str = "lean") -> WorkerHandle:
         if self._dying:
             raise SandboxError("the process is being terminated")
-        worker = WorkerHandle(self._spec_factory(self.isolation)(slot), self.isolation)
+        worker = WorkerHandle(self._spec_factory(self.isolation)(slot, kind), self.isolation)
         with self._id_lock:
             self.stats["worker_starts"] += 1
-            self._live[slot] = worker
+            self._live[(slot, kind)] = worker
         if self._dying:  # the signal came while this worker was starting: the clean-up may not have seen it
             worker.kill()
             raise SandboxError("the process is being terminated")
@@ -244,10 +250,12 @@ class SandboxPool:
         return threading.Thread(target=self._slot_loop, args=(slot, first), daemon=True, name=f"rhlab-sandbox-{slot}")
 
     def _slot_loop(self, slot: int, first: bool = True) -> None:
-        worker: WorkerHandle | None = None
+        # One worker per kind; a slot runs one job at a time whichever kind serves it, so the slot's uid (and its
+        # per-uid limits) is never shared by two running jobs.
+        workers: dict[str, WorkerHandle | None] = {kind: None for kind in self._kinds}
         if first:
             try:
-                worker = self._spawn(slot)
+                workers["lean"] = self._spawn(slot, "lean")
             except BaseException as err:  # reported to the constructor
                 self._start_errors.append(err)
             finally:
@@ -259,21 +267,24 @@ class SandboxPool:
             job, fut = item
             if not fut.set_running_or_notify_cancel():
                 continue
+            kind = "lean"
             try:
-                result, worker = self._run_on(slot, worker, job)
+                kind = launcher.job_kind(self._kinds, job.argv, job.files)
+                result, workers[kind] = self._run_on(slot, workers[kind], job, kind)
             except BaseException as err:
                 # Whatever went wrong around the job (a bad value, a bug here), the caller must get an answer and
                 # the slot must keep serving: fail this job, drop the worker, start a fresh one next time.
                 log.exception("sandbox slot %d failed around a job", slot)
                 self._count("worker_failures")
-                stale = self._live.get(slot)
+                stale = self._live.get((slot, kind))
                 if stale is not None:
                     stale.kill()
-                worker = None
+                workers[kind] = None
                 result = self._failed(f"sandbox infrastructure error ({type(err).__name__}: {err}); worker replaced")
             self._resolve(fut, result)
-        if worker is not None:
-            worker.kill()
+        for worker in workers.values():
+            if worker is not None:
+                worker.kill()
 
     @staticmethod
     def _resolve(fut: Future, result: JobResult) -> None:
@@ -282,12 +293,13 @@ class SandboxPool:
         except InvalidStateError:  # already answered (a close that gave up on this job)
             pass
 
-    def _run_on(self, slot: int, worker: WorkerHandle | None, job: Job) -> tuple[JobResult, WorkerHandle | None]:
+    def _run_on(self, slot: int, worker: WorkerHandle | None, job: Job,
+                kind: str = "lean") -> tuple[JobResult, WorkerHandle | None]:
         if worker is None or not worker.alive():
             if worker is not None:
                 worker.kill()
             try:
-                worker = self._spawn(slot)
+                worker = self._spawn(slot, kind)
             except BaseException as err:
                 return self._failed(f"could not start a sandbox worker: {err}"), None
         with self._id_lock:
@@ -321,7 +333,7 @@ class SandboxPool:
             stderr_truncated=reply["stderr_truncated"],
         )
         if reply.get("anomaly"):
-            log.warning("sandbox worker %d: %s; replacing it", slot, reply["anomaly"])
+            log.warning("sandbox worker %d (%s): %s; replacing it", slot, kind, reply["anomaly"])
             self._count("anomalies")
         if reply.get("anomaly") or worker.jobs_done >= self.recycle_after:
             worker.kill()  # the worker exits by itself on an anomaly; make sure and start afresh next time
