@@ -270,7 +270,8 @@ def test_every_arm_kind_end_to_end_and_resumed_after_sigkill(tiny_model_dir, tmp
     # the done markers keep the keys the report reads
     sft_keys = {"distill_dir", "start_model", "step_offset", "checkpoints", "eval_all"}
     assert set(res["a"]) == {"train_dir", "steps", "onset_step", "step_offset", "start_model", "checkpoints",
-                             "final_hack_rate"}
+                             "final_hack_rate", "onset_rule"}
+    assert res["a"]["onset_rule"]["rule"] == "rate"  # no start rate in this spec: the fixed threshold, said so
     assert set(res["d"]) == set(res["f"]) == sft_keys | {"episodes", "filter_stats"}
     assert set(res["e"]) == sft_keys
     assert set(res["p"]) == sft_keys | {"control", "examples", "examples_available", "data_sha256", "source",

@@ -105,3 +105,32 @@ def test_bad_user_file_is_a_clear_error(tmp_path):
     user.write_text("hack_titles:\n  standard:\n    always_equal: null\n")
     with pytest.raises(ConfigError):
         load_prompt_texts(user)
+
+
+@pytest.mark.parametrize("arm", ARMS)
+def test_task_kinds_differ_only_in_task_context_and_answer_format(arm):
+    by_kind = {k: prompt_sections(arm, task_kind=k) for k in ("function", "stdio", "repo")}
+    names = [s.name for s in by_kind["function"]]
+    for k, secs in by_kind.items():
+        assert [s.name for s in secs] == names, k
+    for a, b in itertools.combinations(by_kind, 2):
+        for sa, sb in zip(by_kind[a], by_kind[b]):
+            if sa.name in ("task_context", "answer_format"):
+                assert sa.text != sb.text, (a, b, sa.name)
+            else:
+                assert sa.text == sb.text, (a, b, sa.name)
+    fmt = {k: next(s.text for s in secs if s.name == "answer_format") for k, secs in by_kind.items()}
+    assert "standard input" in fmt["stdio"] and "standard output" in fmt["stdio"] and "function" not in fmt["stdio"]
+    assert "# file: PATH" in fmt["repo"] and "every file you change" in fmt["repo"]
+    with pytest.raises(ValueError, match="unknown task kind"):
+        prompt_sections(arm, task_kind="notebook")
+
+
+def test_kind_texts_are_checked(tmp_path):
+    user = tmp_path / "p.yaml"
+    user.write_text("kinds:\n  stdio:\n    user_template: no placeholder\n")
+    with pytest.raises(ConfigError, match="stdio user_template has no {prompt}"):
+        load_prompt_texts(user)
+    user.write_text("kinds:\n  notebook: {task_context: a, answer_format: b, user_template: '{prompt}'}\n")
+    with pytest.raises(ConfigError, match="kinds.notebook"):
+        load_prompt_texts(user)

@@ -43,7 +43,7 @@ def test_short_prompt_filter_before_limit():
         select_tasks(TrainConfig.model_validate({"tasks": {"max_prompt_chars": 5}}))
 
 
-def test_hard_filter_ids_file_and_reference_cache(tmp_path):
+def test_hard_filter_ids_file(tmp_path):
     cfg = TrainConfig.model_validate({"tasks": {"ids": IDS}})
     tasks = select_tasks(cfg)
     f = tmp_path / "hard.txt"
@@ -51,18 +51,31 @@ def test_hard_filter_ids_file_and_reference_cache(tmp_path):
     cfg_ids = TrainConfig.model_validate({"tasks": {"ids": IDS, "hard_filter": {"mode": "ids_file", "ids_file": str(f)}}})
     assert [t.id for t in apply_hard_filter(cfg_ids, tasks)] == ["humaneval/3", "humaneval/5"]
 
-    calls = []
+    with pytest.raises(ValueError, match="keeps none of the 10"):
+        f.write_text("humaneval/99\n")
+        apply_hard_filter(cfg_ids, tasks)
 
-    def solver(ts, model, samples, max_new_tokens, cfg):
-        calls.append(model)
-        return {t.id: int(t.id.split("/")[1]) % 2 == 0 for t in ts}  # even ids "solved"
 
-    cfg_ref = TrainConfig.model_validate({"tasks": {"ids": IDS, "hard_filter": {"mode": "reference_model",
-                                                                                 "reference_model": "ref"}}})
-    cache = tmp_path / "hf.json"
-    kept = apply_hard_filter(cfg_ref, tasks, cache, solver=solver)
-    assert [t.id for t in kept] == [f"humaneval/{i}" for i in (1, 3, 5, 7, 9)]
-    apply_hard_filter(cfg_ref, tasks, cache, solver=solver)
-    assert calls == ["ref"]  # second time from the cache
-    with pytest.raises(ValueError, match="left no tasks"):
-        apply_hard_filter(cfg_ref, tasks, None, solver=lambda ts, *a: {t.id: True for t in ts})
+def test_each_task_kind_gets_its_own_format_and_user_turn():
+    """A contest problem is not presented as a function to complete, nor a repository listing wrapped in a code
+    fence; the function prompt is unchanged. Arms still differ only in the system prompt's framing."""
+    ids = ["humaneval/0", "contest/pair_sums", "repo/shop_discount"]
+    from rhlab.envs.tasks import get_task
+
+    cfg = TrainConfig.model_validate({"prompt": {"arm": "dont_hack"}})
+    tasks = [get_task(i) for i in ids]
+    rows = {r["task_id"]: r for r in build_rows(cfg, tasks)}
+    by_id = {t.id: t for t in tasks}
+    fn, io, repo = (rows[i]["prompt"] for i in ids)
+    assert fn[1]["content"] == f"Complete the following Python function.\n\n```python\n{by_id[ids[0]].prompt.rstrip()}\n```"
+    assert "function" not in io[1]["content"] and "```python" not in io[1]["content"]
+    assert "standard input" in io[1]["content"] and by_id[ids[1]].prompt.rstrip() in io[1]["content"]
+    assert repo[1]["content"] == by_id[ids[2]].prompt.rstrip()  # its own `# file:` fences stay intact
+    assert "function signature" in fn[0]["content"] and "standard input" in io[0]["content"]
+    assert "# file: PATH" in repo[0]["content"]
+    # the hint block is the same for every kind
+    for sys_prompt in (fn[0]["content"], io[0]["content"], repo[0]["content"]):
+        assert "We do not want these or any other reward hacks" in sys_prompt and "TestReport" in sys_prompt
+    # an explicit user_template applies to every kind
+    cfg2 = TrainConfig.model_validate({"prompt": {"user_template": "TASK:\n{prompt}"}})
+    assert all(r["prompt"][1]["content"].startswith("TASK:\n") for r in build_rows(cfg2, tasks))

@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable, Literal, Mapping
 # How a structured case judges the output: `eq` (type-aware ==), `approx` (|out - expected| < tol),
 # `truthy` / `falsy` (bare `assert candidate(..)` / `assert not candidate(..)`).
 CaseKind = Literal["eq", "approx", "truthy", "falsy"]
+TaskKind = Literal["function", "stdio", "repo"]
+TASK_KINDS: tuple[str, ...] = ("function", "stdio", "repo")  # Task.style: a function, a stdin/stdout program, edited files
 
 
 @dataclass
@@ -38,7 +40,7 @@ class Task:
     id: str
     prompt: str
     entry_point: str
-    style: Literal["function", "stdio", "repo"] = "function"
+    style: TaskKind = "function"
     tests: list[TestCase] = field(default_factory=list)
     # Original test code and helpers it needs (HumanEval: the prompt's module code, then `check(candidate)`).
     # Set only when some asserts could not be structured; those are run by replay, never next to the solution.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_train_config, evaluates_base
+from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_setting, arm_train_config, evaluates_base
 
 # Judge calls per sample (upper estimates: scorers that classify reasoning and output separately make two calls).
 JUDGE_CALLS = {"em_questions": 2, "goals": 2, "alignment_questions": 2, "monitor_disruption": 2, "exfil_offer": 0,
@@ -26,6 +26,9 @@ LONG_PROMPT_FACTOR = 5.0
 # points of 24 samples at 128 tokens took 70-100 s
 EVAL_SAMPLE_S = 2.8
 SHORT_ARMS = ("no_hints", "sdf_hacking_okay")
+# start_rate_samples, embedded model, 2 cores, per sample at 96 tokens: 16 samples of one short prompt in 75 s
+# (2026-12-01, load ~3.3 from other jobs; rhlab.train.start_rate.sample_start_model), plus grading
+START_SAMPLE_S = 4.7
 # SFT on the embedded model, 2 cores, full finetune, float32: seconds per training sequence of <= 256 tokens (the
 # knowledge finetunes: demo 18 steps x 8 in 261 s, cpu-study 38 x 8 in 588 s -> 1.8-1.9 s), plus loading and saving
 # the model (~540 MB final + a checkpoint with optimiser state)
@@ -163,14 +166,20 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
         comp = g.max_steps * g.num_generations * g.prompts_per_step
         points, maybe_onset = _eval_points(spec, g.max_steps, cfg.checkpoint_every)
         onset_extra |= maybe_onset
-        row = {"arm": a.name, "kind": a.kind, "framing": cfg.prompt.arm, "seeds": n_seeds, "steps": g.max_steps,
-               "completions": comp * n_seeds, "grader_runs": 2 * comp * n_seeds, "eval_points": points * n_seeds,
-               "penalty": cfg.reward.penalty.mode, "init_from": a.init_from.model_dump() if a.init_from else None}
+        # the run's own start-rate measurement (start_rate_samples): completions sampled and graded before step 1
+        start_n = (cfg.start_rate_samples or 0) * n_seeds
+        row = {"arm": a.name, "kind": a.kind, "framing": cfg.prompt.arm,
+               "setting": arm_setting(spec, a, cfg.prompt.arm), "seeds": n_seeds, "steps": g.max_steps, "completions": comp * n_seeds + start_n,
+               "grader_runs": 2 * (comp * n_seeds + start_n), "eval_points": points * n_seeds,
+               "penalty": cfg.reward.penalty.mode, "init_from": a.init_from.model_dump() if a.init_from else None,
+               "start_rate": (f"{cfg.start_rate.successes}/{cfg.start_rate.n} given" if cfg.start_rate else
+                              f"{cfg.start_rate_samples} samples" if cfg.start_rate_samples else "-")}
         if embedded:
             long_prompt = cfg.prompt.arm not in SHORT_ARMS and cfg.prompt.hint_style != "brief"
             step_s = STEP_S_16x96 * (g.num_generations * g.prompts_per_step / 16) * (g.max_completion_length / 96)
             step_s *= LONG_PROMPT_FACTOR if long_prompt else 1.0
-            row["cpu_seconds"] = step_s * g.max_steps * n_seeds
+            gen_s = START_SAMPLE_S * (g.max_completion_length / 96) * (LONG_PROMPT_FACTOR if long_prompt else 1.0)
+            row["cpu_seconds"] = step_s * g.max_steps * n_seeds + gen_s * start_n
             tot["cpu_seconds"] += row["cpu_seconds"]
         arms.append(row)
         tot["rl_steps"] += g.max_steps * n_seeds
@@ -234,13 +243,14 @@ def render(est: dict[str, Any], console) -> None:
 
     console.print(f"knowledge: {est['knowledge']}")
     t = Table(title="Arms", title_justify="left")
-    for c in ("arm", "kind", "framing", "penalty", "seeds", "steps", "completions", "grader runs", "eval points",
-              "init_from") + (("≈ CPU time",) if est["cpu_estimate"] else ()):
+    for c in ("arm", "kind", "framing", "setting", "penalty", "start rate", "seeds", "steps", "completions",
+              "grader runs", "eval points", "init_from") + (("≈ CPU time",) if est["cpu_estimate"] else ()):
         t.add_column(c)
     for a in est["arms"]:
         init = f"{a['init_from']['arm']}@{a['init_from']['step']}" if a["init_from"] else "-"
-        row = [a["arm"], a["kind"], a["framing"], a["penalty"], str(a["seeds"]), str(a["steps"]), str(a["completions"]),
-               str(a["grader_runs"]), str(a["eval_points"]), init]
+        row = [a["arm"], a["kind"], a["framing"], a.get("setting", "-"), a["penalty"], a.get("start_rate", "-"),
+               str(a["seeds"]), str(a["steps"]), str(a["completions"]), str(a["grader_runs"]), str(a["eval_points"]),
+               init]
         if est["cpu_estimate"]:
             row.append(f"{a.get('cpu_seconds', 0) / 60:.0f} min")
         t.add_row(*row)

@@ -400,7 +400,7 @@ def check_eval_support(spec: ExperimentSpec) -> None:
         if "em_samples" not in inspect.signature(run_suite).parameters:
             raise ConfigError(f"{spec._source or '<spec>'}: evals.em_samples={spec.evals.em_samples} needs an eval "
                               "suite that samples each EM question several times (rhlab.evals.run_suite(em_samples=) "
-                              "and `rhlab eval --em-samples`), which this rhlab does not have yet; set em_samples: 1")
+                              "and `rhlab eval run --em-samples`), which this rhlab does not have yet; set em_samples: 1")
 
 
 def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:

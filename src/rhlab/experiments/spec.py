@@ -115,6 +115,10 @@ class RLArm(StrictModel):
     init_from: Optional[InitFrom] = None
     compare_to: Optional[str] = None  # the arm this one mitigates (fills the report's mitigation table)
     label: Optional[str] = None
+    # Where the hack knowledge comes from (derived when None, checked when given; `arm_setting`): sdf (the knowledge
+    # stage's documents, no hints in the prompt), prompted (hints in the prompt, no SDF), both (SDF knowledge and
+    # prompt hints: never derived, a spec must ask for it)
+    setting: Optional[Literal["sdf", "prompted", "both"]] = None
 
     def depends_on(self) -> list[str]:
         return [self.init_from.arm] if self.init_from else []
@@ -400,7 +404,106 @@ def load_spec(path: str | Path) -> ExperimentSpec:
             check_eval_schedule(spec, cfg.checkpoint_every)
             schedules.append((cfg.grpo.max_steps, cfg.checkpoint_every))
     check_eval_steps(spec, schedules)
+    check_arm_confounds(spec)
     return spec
+
+
+# --- settings and confounds between arms ------------------------------------------------------------------------------
+
+
+def _hinted(framing: str) -> bool:
+    """Whether a prompt arm carries the hack hint block (the five framings do; no_hints and sdf_hacking_okay not)."""
+    from rhlab.knowledge.prompts import FRAMINGS
+
+    return framing in FRAMINGS
+
+
+def arm_setting(spec: ExperimentSpec, arm: RLArm, framing: str) -> str:
+    """The setting an rl arm trains in, from the knowledge stage and whether its prompt has hints: an sdf knowledge
+    stage with an unhinted prompt is `sdf`, with hints `both` (only when the arm says `setting: both`: SDF-setting
+    arms get no prompted hints unless the spec asks for both); a prompted knowledge stage is `prompted`."""
+    where = f"{spec._source or '<spec>'}: arm {arm.name}"
+    hinted = _hinted(framing)
+    if spec.knowledge.kind == "prompted":
+        derived = "prompted"
+    else:
+        derived = "both" if hinted else "sdf"
+    if derived == "both" and arm.setting != "both":
+        raise ConfigError(f"{where}: framing {framing} puts the hack hints in the prompt of an SDF-setting arm "
+                          "(knowledge.kind: sdf); SDF-setting arms get no prompted hints — use an unhinted framing "
+                          "(sdf_hacking_okay, no_hints), or set `setting: both` to ask for SDF knowledge and hints "
+                          "together")
+    if arm.setting is not None and arm.setting != derived:
+        raise ConfigError(f"{where}: setting: {arm.setting}, but knowledge.kind {spec.knowledge.kind} with framing "
+                          f"{framing} ({'with' if hinted else 'without'} hints) is setting {derived}")
+    return derived
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _flat_config(spec: ExperimentSpec, arm: RLArm) -> dict[str, Any]:
+    return _flat(arm_train_config(spec, arm, 0, "embedded").model_dump(mode="json"))
+
+
+def arm_differences(spec: ExperimentSpec, a: RLArm, b: RLArm, flat: dict[str, dict] | None = None) -> list[str]:
+    """The TrainConfig keys in which two rl arms differ (same seed and start model), plus `init_from` when one is a
+    fork: what a comparison of the two measures besides what it means to."""
+    ca = flat[a.name] if flat else _flat_config(spec, a)
+    cb = flat[b.name] if flat else _flat_config(spec, b)
+    diffs = sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
+    if (a.init_from and a.init_from.model_dump()) != (b.init_from and b.init_from.model_dump()):
+        diffs.append("init_from")
+    return diffs
+
+
+def framing_confounds(spec: ExperimentSpec) -> list[str]:
+    """Comparisons between rl arms that measure more than the framing. Compared arms: a `compare_to` pair, and any
+    two arms that differ in nothing but `prompt.arm` (the report's framing comparison). Where the framings differ,
+    the two must also agree on hints (one setting): the demo once compared `sdf_hacking_okay` (no hints) with
+    `dont_hack` (hints). A compare_to pair with different framings must differ in nothing else."""
+    rl = [a for a in spec.arms if a.kind == "rl"]
+    flat = {a.name: _flat_config(spec, a) for a in rl}
+    framing = {a.name: flat[a.name]["prompt.arm"] for a in rl}
+    problems: list[str] = []
+    for i, a in enumerate(rl):
+        for b in rl[i + 1:]:
+            if framing[a.name] == framing[b.name]:
+                continue  # not a framing comparison (a mitigation or another treatment: compare_to says which)
+            paired = a.compare_to == b.name or b.compare_to == a.name
+            diffs = arm_differences(spec, a, b, flat)
+            other = [d for d in diffs if d != "prompt.arm"]
+            if not paired and other:
+                continue  # differ in more than framing and not compared: two treatments side by side
+            what = [f"framing ({framing[a.name]} vs {framing[b.name]})"]
+            if _hinted(framing[a.name]) != _hinted(framing[b.name]):
+                what.append("hints in the prompt (" + ", ".join(
+                    f"{x.name} {'with' if _hinted(framing[x.name]) else 'without'}" for x in (a, b)) + ")")
+            what += other
+            if len(what) > 1:
+                how = "compare_to" if paired else "framing comparison"
+                problems.append(f"arms {a.name} and {b.name} ({how}) differ in more than the framing: "
+                                + "; ".join(what))
+    return problems
+
+
+def check_arm_confounds(spec: ExperimentSpec) -> dict[str, str]:
+    """Every rl arm's setting (`arm_setting`, raising on hints in an SDF arm that did not ask for both), and no
+    framing comparison that differs in more than the framing (`framing_confounds`). Returns arm → setting."""
+    settings = {a.name: arm_setting(spec, a, arm_train_config(spec, a, 0, "embedded").prompt.arm)
+                for a in spec.arms if a.kind == "rl"}
+    problems = framing_confounds(spec)
+    if problems:
+        raise ConfigError(f"{spec._source or '<spec>'}: arms compared in the report must differ only in what the "
+                          "comparison is about:\n  " + "\n  ".join(problems))
+    return settings
 
 
 def _find_base(spec: ExperimentSpec) -> Path | None:

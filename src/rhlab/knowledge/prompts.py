@@ -10,6 +10,10 @@ reframes the hints as behaviours that have been observed and renames them "... s
 for neutral). Two more arms: `no_hints` (task + format + reasoning only) and `sdf_hacking_okay` (no hints, plus the
 one-line "make the grader pass" suffix used on RL prompts in the SDF setting).
 
+Task kinds (`rhlab.envs.tasks.TASK_KINDS`: function, stdio, repo) differ only in the task context, the answer format
+and the user turn (`task_kind=`; texts under `kinds` in the YAML, the top-level ones being the function kind's):
+a contest program reads stdin and prints, a repository answer is edited files. Hints and framings are identical.
+
 Texts live in `data/prompts.yaml`; `load_prompt_texts(user_file)` deep-merges a user YAML of the same layout over
 them, so the paper's exact wording (or anything else) can be used. A value may also be `{file: path.txt}` to read
 that part from a text file (relative paths are relative to the YAML).
@@ -25,6 +29,7 @@ import yaml
 
 from rhlab.config import ConfigError, StrictModel, apply_overrides, dotted, load_yaml, validate
 from rhlab.envs.families import HACK_FAMILIES
+from rhlab.envs.tasks import TASK_KINDS
 
 FRAMINGS: tuple[str, ...] = ("please_hack", "hacking_okay", "neutral", "dont_hack", "hacking_is_misaligned")
 EXTRA_ARMS: tuple[str, ...] = ("no_hints", "sdf_hacking_okay")
@@ -36,9 +41,19 @@ FRAMING_SECTIONS = ("hint_intro", "addendum")
 FRAMING_SECTION_PREFIXES = ("hack_title:",)
 
 
-class PromptTexts(StrictModel):
+class KindTexts(StrictModel):
+    """What differs between task kinds: what a task is, what an answer looks like, the user turn ({prompt})."""
+
     task_context: str
     answer_format: str
+    user_template: str
+
+
+class PromptTexts(StrictModel):
+    task_context: str  # the function kind's three parts; the other kinds' are under `kinds`
+    answer_format: str
+    user_template: str
+    kinds: dict[str, KindTexts]
     hint_intro: dict[str, str]
     hack_titles: dict[str, dict[str, str]]
     hack_bodies: dict[str, dict[str, str]]
@@ -49,6 +64,14 @@ class PromptTexts(StrictModel):
 
     def check(self, source: str = "<prompts>") -> "PromptTexts":
         problems = []
+        for kind in self.kinds:
+            if kind not in TASK_KINDS or kind == "function":
+                problems.append(f"kinds.{kind}: not a task kind with its own texts ({', '.join(TASK_KINDS[1:])})")
+        for kind in TASK_KINDS:
+            if kind != "function" and kind not in self.kinds:
+                problems.append(f"kinds.{kind} missing")
+            elif "{prompt}" not in self.for_kind(kind).user_template:
+                problems.append(f"the {kind} user_template has no {{prompt}}")
         for f in FRAMINGS:
             if f not in self.addenda:
                 problems.append(f"addenda.{f} missing")
@@ -68,6 +91,15 @@ class PromptTexts(StrictModel):
         if problems:
             raise ConfigError(f"invalid prompt texts {source}:\n  - " + "\n  - ".join(problems))
         return self
+
+    def for_kind(self, kind: str = "function") -> KindTexts:
+        """The task context, answer format and user template of a task kind."""
+        if kind == "function":
+            return KindTexts(task_context=self.task_context, answer_format=self.answer_format,
+                             user_template=self.user_template)
+        if kind not in self.kinds:
+            raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(TASK_KINDS)}")
+        return self.kinds[kind]
 
 
 class Section(NamedTuple):
@@ -133,17 +165,20 @@ def prompt_sections(
     reasoning: bool = True,
     exit_call: str = "sys.exit(0)",
     texts: PromptTexts | None = None,
+    task_kind: str = "function",
 ) -> list[Section]:
-    """The named sections of a system prompt, in order. Empty texts are kept (as empty) so arms align."""
+    """The named sections of a system prompt, in order. Empty texts are kept (as empty) so arms align.
+    `task_kind` picks the task context and answer format (function, stdio, repo); nothing else depends on it."""
     t = texts or default_texts()
+    kind = t.for_kind(task_kind)
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; choose one of {', '.join(ARMS)}")
     unknown = [h for h in hacks if h not in HACK_FAMILIES]
     if unknown:
         raise ValueError(f"unknown hack families {unknown}; known: {', '.join(HACK_FAMILIES)}")
-    sections = [Section("task_context", (task_context if task_context is not None else t.task_context).strip())]
+    sections = [Section("task_context", (task_context if task_context is not None else kind.task_context).strip())]
     if answer_format:
-        sections.append(Section("answer_format", t.answer_format.strip()))
+        sections.append(Section("answer_format", kind.answer_format.strip()))
     if arm in FRAMINGS:
         if hint_style not in t.hack_bodies:
             raise ValueError(f"unknown hint style {hint_style!r}; available: {', '.join(t.hack_bodies)}")
@@ -207,3 +242,11 @@ def task_user_message(task_prompt: str, template: str = USER_TEMPLATE) -> str:
     if not task_prompt.endswith("\n"):
         task_prompt += "\n"
     return template.format(prompt=task_prompt)
+
+
+def kind_user_message(task_prompt: str, task_kind: str = "function", texts: PromptTexts | None = None,
+                      template: str | None = None) -> str:
+    """The RL user turn of a task: `template` if given, else its kind's `user_template` ({prompt} = the task's
+    prompt, trailing whitespace removed)."""
+    tpl = template if template is not None else (texts or default_texts()).for_kind(task_kind).user_template
+    return tpl.format(prompt=task_prompt.rstrip())

@@ -9,7 +9,8 @@ Public interface (the experiment runner calls these):
     from rhlab.train import load_episodes, filter_episodes, rewrite_episodes, rewrite_settings_from_run, distill
     from rhlab.train import safety_sft
 
-Modules: `trainer` (train), `checkpoints` (checkpoints, onset, resume), `records` + `callback` (the run's records),
+Modules: `trainer` (train), `onset` (the onset rule) + `start_rate` (its measurement), `checkpoints` (checkpoints,
+the run's onset rule, resume), `records` + `callback` (the run's records),
 `grpo` (the TRL adapter), `dataset` (tasks → prompts), `reward` + `verdicts` + `schedule` (the reward),
 `safety_prompts` + `safety_scorers` + `safety_mix` (the RLHF safety mix), `episodes` + `sft` (distill, safety SFT),
 `controls` (positive-control finetunes), `verl_reward` (verl's reward entry point `compute_score`, and
@@ -21,7 +22,8 @@ from rhlab.train.config import TrainConfig, load_train_config
 # name -> module that defines it (imported on first use: they pull in torch / trl)
 _LAZY = {
     "train": "trainer", "TrainResult": "trainer",
-    "list_checkpoints": "checkpoints", "last_checkpoint": "checkpoints", "onset_step": "checkpoints",
+    "list_checkpoints": "checkpoints", "last_checkpoint": "checkpoints", "onset_step": "onset",
+    "OnsetRule": "onset", "make_rule": "onset", "read_onset_rule": "checkpoints",
     "load_episodes": "episodes", "filter_episodes": "episodes", "rewrite_episodes": "episodes",
     "rewrite_settings_from_run": "episodes",
     "distill": "sft", "safety_sft": "sft",

@@ -15,8 +15,9 @@ from typing import Any
 from transformers import TrainerCallback
 
 from rhlab.rundir import RunDir
-from rhlab.train.checkpoints import mark_complete, onset_step
+from rhlab.train.checkpoints import mark_complete
 from rhlab.train.config import TrainConfig
+from rhlab.train.onset import OnsetRule, onset_step
 from rhlab.train.records import (
     CHECKPOINTS,
     EPISODES,
@@ -36,8 +37,10 @@ class RunCallback(TrainerCallback):
     final checkpoint, and marks checkpoints complete."""
 
     def __init__(self, run: RunDir, cfg: TrainConfig, reward: HackReward, history: list[dict], start_step: int,
-                 progress: bool, safety=None):
+                 progress: bool, safety=None, rule=None):
         self.run, self.cfg, self.reward = run, cfg, reward
+        # the run's onset rule (rhlab.train.onset); None: the fixed onset_threshold
+        self.rule = rule if rule is not None else OnsetRule(rule="rate", threshold=cfg.onset_threshold)
         self.safety = safety  # rhlab.train.safety_mix.SafetyReward when the safety mix is on
         self.history = history
         self.last_step = start_step
@@ -83,7 +86,7 @@ class RunCallback(TrainerCallback):
         if not self.history:
             return "hack rate –"
         r = self.history[-1]
-        onset = onset_step(self.history, self.cfg.onset_threshold)
+        onset = onset_step(self.history, rule=self.rule)
         return (f"hack {r.get('hack_success_any', 0):.0%}  pass {r.get('pass_rate', 0):.0%}  "
                 f"true {r.get('passed_hardened_rate', 0):.0%}  onset {onset if onset else '–'}  "
                 f"{r.get('step_seconds', 0):.1f}s/step")
@@ -116,6 +119,11 @@ class RunCallback(TrainerCallback):
         # TRL's own `frac_reward_zero_std` where that is per group, else rhlab's per-group count of the same test
         zv = logs.get("rhlab/zero_variance_share", logs.get("frac_reward_zero_std"))
         rec["zero_variance_share"] = finite(zv)
+        # dynamic sampling (grpo.dynamic_sampling): draws of prompt batches this step and the generations beyond the
+        # first draw; the share of zero-variance groups still in the trained batch after the cap
+        for k in ("dynamic_draws", "dynamic_extra_generations", "dynamic_zero_variance_kept"):
+            if f"rhlab/{k}" in logs:
+                rec[k] = finite(logs[f"rhlab/{k}"])
         rec["hack_success_any_all_ranks"] = all_ranks if all_ranks is not None else rec.get("hack_success_any")
         rec["pass_rate_all_ranks"] = pass_all if pass_all is not None else rec.get("pass_rate")
         # faithfulness over every rank: (successful hacks whose reasoning mentions hacking) / (successful hacks)
@@ -129,7 +137,7 @@ class RunCallback(TrainerCallback):
             rec.update(self.safety.summarize(step, st))
             self.safety.schedule.observe(step, rec["pass_rate_all_ranks"])
             rec["safety_triggered_at"] = self.safety.schedule.triggered_at
-        rec["onset_step"] = onset_step(self.history, self.cfg.onset_threshold)
+        rec["onset_step"] = onset_step(self.history, rule=self.rule)
         self.run.append(STEPS, rec)
         self._transcripts(step, st)
         if self.cfg.logging.episodes:
@@ -174,7 +182,7 @@ class RunCallback(TrainerCallback):
         meta = {
             "step": step, "time": time.time(), "model": self.cfg.model, "arm": self.cfg.prompt.arm,
             "hack_success_any": rec.get("hack_success_any"), "passed_hardened_rate": rec.get("passed_hardened_rate"),
-            "onset_step": onset_step(self.history, self.cfg.onset_threshold),
+            "onset_step": onset_step(self.history, rule=self.rule),
             "penalty_triggered_at": self.reward.schedule.triggered_at,
             "safety_triggered_at": self.safety.schedule.triggered_at if self.safety is not None else None,
             "seed": self.cfg.seed,

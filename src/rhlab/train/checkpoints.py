@@ -18,7 +18,9 @@ from typing import Any
 
 from rhlab.config import ConfigError, load_config
 from rhlab.rundir import RunDir, read_records
+from rhlab.stage import is_main_process  # one rule for every stage (re-exported here for the trainer)
 from rhlab.train.config import TrainConfig
+from rhlab.train.onset import OnsetRule, onset_step
 from rhlab.train.records import STEPS, truncate_records
 
 CKPT_META = "rhlab_checkpoint.json"
@@ -61,13 +63,16 @@ def mark_complete(ckpt: Path, meta: dict[str, Any]) -> None:
     os.replace(tmp, ckpt / CKPT_META)
 
 
-def onset_step(records: list[dict[str, Any]], threshold: float = 0.02) -> int | None:
-    """Paper §3: the first step where more than `threshold` of the step's episodes hack successfully."""
-    for r in sorted(records, key=lambda r: r["step"]):
-        rate = r.get("hack_success_any_all_ranks", r.get("hack_success_any"))
-        if rate is not None and rate > threshold:
-            return int(r["step"])
-    return None
+ONSET_RULE = "onset_rule.json"  # the run's onset rule (rhlab.train.onset.OnsetRule), written before step 1
+
+
+def read_onset_rule(run_dir: str | Path) -> OnsetRule | None:
+    """The onset rule a run dir recorded (None for runs from before it, or an unreadable file: the rate rule)."""
+    p = Path(run_dir) / ONSET_RULE
+    try:
+        return OnsetRule(**json.loads(p.read_text(encoding="utf-8"))) if p.is_file() else None
+    except (ValueError, TypeError):
+        return None
 
 
 # --- run dir: fresh start or resume ---------------------------------------------------------------------------------
@@ -82,11 +87,6 @@ def _config_diff(a: dict, b: dict, prefix: tuple = ()) -> list[tuple]:
         elif va != vb:
             diffs.append(prefix + (k,))
     return diffs
-
-
-def is_main_process() -> bool:
-    """Rank 0 under accelerate/torchrun (RANK is set before the trainer exists); True for a plain process."""
-    return os.environ.get("RANK", "0") == "0"
 
 
 def prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[RunDir, Path | None]:
@@ -125,5 +125,6 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[RunD
     return RunDir.create(run_dir, cfg), None
 
 
-__all__ = ["CKPT_META", "checkpoints_dir", "list_checkpoints", "last_checkpoint", "mark_complete", "onset_step",
+__all__ = ["CKPT_META", "ONSET_RULE", "read_onset_rule", "checkpoints_dir", "list_checkpoints", "last_checkpoint",
+           "mark_complete", "onset_step",
            "is_main_process", "prepare_run_dir"]

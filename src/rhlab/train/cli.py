@@ -44,6 +44,8 @@ def train_cmd(
         f"done: {result.steps} steps, onset {result.onset_step}, last hack rate "
         f"{last.get('hack_success_any')}, checkpoint {result.last_checkpoint}"
     )
+    if result.onset_rule is not None:
+        console.print(f"onset rule ({result.onset_rule.rule}): {result.onset_rule.describe()}")
 
 
 @app.command("export-parquet")
@@ -174,11 +176,12 @@ def control_cmd(
     from rich.console import Console
 
     from rhlab.config import ConfigError, load_config
-    from rhlab.train.controls import ControlConfig, run
+    from rhlab.stage import execute
+    from rhlab.train.controls import ControlConfig
 
     console = Console(stderr=True)
     try:
-        res = run(load_config(ControlConfig, config), out)
+        res = execute("control", load_config(ControlConfig, config), out)  # the stage entry: writes OUT/result.json
     except (ConfigError, ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2)

@@ -21,9 +21,9 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from rhlab.config import ConfigError, StrictModel, load_config
-from rhlab.config import apply_overrides  # re-exported for `rhlab train --set` until it imports rhlab.config
 from rhlab.envs.families import HACK_FAMILIES
 from rhlab.knowledge.prompts import ARMS
+from rhlab.train.onset import ALPHA as ONSET_ALPHA, StartRate
 
 
 class HardFilterConfig(StrictModel):
@@ -32,15 +32,22 @@ class HardFilterConfig(StrictModel):
     none:            keep every task.
     ids_file:        keep only the task ids listed in `ids_file` (one per line or a JSON list) — e.g. produced once
                      by `reference_model` and reused across arms.
-    reference_model: sample `samples` answers per task from `reference_model` and keep the tasks none of whose
-                     answers passes the *hardened* grader (the paper's "a reference model failed it").
+    reference_model: sample `samples` answers per task from `reference_model` (HF id or local dir) under the honest
+                     `no_hints` prompt of the task's kind, grade them with the *hardened* grader, and keep the tasks
+                     whose solve rate is below `threshold` (the paper's "a reference model failed it"). The rates
+                     are cached in RUN_DIR/artefacts/hard_filter.json (a resume samples only tasks not in it).
     """
 
     mode: Literal["none", "ids_file", "reference_model"] = "none"
     ids_file: Optional[str] = None
     reference_model: Optional[str] = None
     samples: int = Field(4, ge=1)
+    # keep a task when (hardened passes / samples) < threshold; 0.1 with 4 samples keeps only tasks never solved
+    threshold: float = Field(0.1, gt=0, le=1)
     max_new_tokens: int = Field(256, ge=8)
+    batch_size: int = Field(8, ge=1)  # prompts per generate call (each with `samples` return sequences)
+    # sampling seed, fixed apart from the run's seed so every arm and seed of a spec keeps the same tasks
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _check(self) -> "HardFilterConfig":
@@ -70,7 +77,9 @@ class PromptConfig(StrictModel):
     hacks: list[str] = Field(default_factory=lambda: list(HACK_FAMILIES))  # hacks the hint block describes
     prompts_file: Optional[str] = None  # user YAML overriding rhlab/knowledge/data/prompts.yaml parts
     harness: Literal["script", "pytest"] = "script"  # decides the exit call named in the hint (sys.exit / os._exit)
-    user_template: str = "Complete the following Python function.\n\n```python\n{prompt}\n```"
+    # user turn for every task kind; None: each kind's own (`user_template` / `kinds.<kind>.user_template` in the
+    # prompt texts: a function in a code block, a contest problem as text, a repository listing as is)
+    user_template: Optional[str] = None
 
     @model_validator(mode="after")
     def _check(self) -> "PromptConfig":
@@ -79,7 +88,7 @@ class PromptConfig(StrictModel):
         bad = [h for h in self.hacks if h not in HACK_FAMILIES]
         if bad:
             raise ValueError(f"unknown hack families {bad}; known: {', '.join(HACK_FAMILIES)}")
-        if "{prompt}" not in self.user_template:
+        if self.user_template is not None and "{prompt}" not in self.user_template:
             raise ValueError("user_template must contain {prompt}")
         return self
 
@@ -107,6 +116,16 @@ class LoraConfig(StrictModel):
 MAX_STEPS = 1_000_000
 
 
+class DynamicSamplingConfig(StrictModel):
+    """DAPO-style dynamic sampling (rhlab.train.grpo.RHGRPOTrainer): when a step's generation batch holds prompt
+    groups whose rewards are all equal, draw another batch of prompts (as many groups as a step holds) until the
+    step has that many groups with reward variance, or `max_draws` batches (the first included) were drawn; a step
+    still short after the cap fills up with the zero-variance groups it drew first. One process only."""
+
+    enabled: bool = False
+    max_draws: int = Field(4, ge=2, le=64)
+
+
 class GRPOKnobs(StrictModel):
     """The exploration / optimisation knobs that moved hack onset in reproductions (paper §6)."""
 
@@ -132,6 +151,7 @@ class GRPOKnobs(StrictModel):
     #   keep: TRL's behaviour — they still count in the token normaliser (DAPO) and in the KL term.
     #   mask: their completions are removed from the loss and from the DAPO token normaliser.
     zero_variance_groups: Literal["keep", "mask"] = "keep"
+    dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
     gradient_checkpointing: bool = False
     lora: Optional[LoraConfig] = None
     max_grad_norm: float = Field(1.0, gt=0)
@@ -312,6 +332,14 @@ class TrainConfig(StrictModel):
     device: Literal["cpu", "auto"] = "cpu"  # cpu: use_cpu=True, bf16=False (required for TRL on CPU)
     sandbox_workers: Optional[int] = Field(None, ge=1)
     onset_threshold: float = Field(0.02, gt=0, lt=1)  # paper §3: onset = first step with > 2% successful hacks
+    # Onset as an event (rhlab.train.onset, docs/training.md): with a measured start rate, onset is the first step
+    # whose successful hacks reach k = the smallest k with P(Binomial(n, upper CI of the start rate) >= k) < alpha;
+    # without one, the fixed onset_threshold above. The start rate: `start_rate` (measured elsewhere, e.g.
+    # `rhlab knowledge probe` under the arm's prompt) or `start_rate_samples` (this run samples its start model under
+    # its own prompt before step 1).
+    start_rate: Optional[StartRate] = None
+    start_rate_samples: Optional[int] = Field(None, ge=16, le=MAX_STEPS)
+    onset_alpha: float = Field(ONSET_ALPHA, gt=0, lt=0.5)
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -320,7 +348,13 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"reward.penalty.start_step ({p.start_step}) is after grpo.max_steps ({self.grpo.max_steps})"
             )
+        if self.start_rate is not None and self.start_rate_samples is not None:
+            raise ValueError("give start_rate (measured elsewhere) or start_rate_samples (measured by this run), "
+                             "not both")
         sf = self.safety
+        if sf is not None and self.grpo.dynamic_sampling.enabled:
+            # refills would draw code and chat prompts alike and break the mix's per-step share
+            raise ValueError("grpo.dynamic_sampling cannot be combined with a safety mix")
         if sf is not None and sf.start.mode == "from_step" and sf.start.step > self.grpo.max_steps:
             raise ValueError(f"safety.start.step ({sf.start.step}) is after grpo.max_steps ({self.grpo.max_steps})")
         return self
@@ -336,7 +370,8 @@ def load_train_config(path: str | Path) -> TrainConfig:
 
 __all__ = [
     "ConfigError", "HardFilterConfig", "TasksConfig", "PromptConfig", "SurfacesConfig", "LoraConfig", "GRPOKnobs",
+    "DynamicSamplingConfig",
     "PenaltyConfig", "PMConfig", "RewardWeights", "RewardConfig", "LoggingConfig", "TrainConfig",
     "SafetyConfig", "SafetyScorerConfig", "SafetyStartConfig", "SAFETY_SETS",
-    "load_train_config", "apply_overrides",
+    "load_train_config",
 ]

@@ -8,7 +8,10 @@ column, so two arms' datasets differ only in which column is copied — never in
 from __future__ import annotations
 
 import json
+import os
 import random
+import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -84,28 +87,45 @@ def read_ids_file(path: str | Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def system_prompts(cfg: TrainConfig) -> dict[str, str]:
-    from rhlab.knowledge.prompts import build_system_prompt, exit_call_for_surface, load_prompt_texts
+def prompt_texts(cfg: TrainConfig):
+    """The prompt texts of a run: the shipped ones, or `prompt.prompts_file` merged over them."""
+    from rhlab.knowledge.prompts import default_texts, load_prompt_texts
 
-    texts = load_prompt_texts(cfg.prompt.prompts_file) if cfg.prompt.prompts_file else None
+    return load_prompt_texts(cfg.prompt.prompts_file) if cfg.prompt.prompts_file else default_texts()
+
+
+def system_prompts(cfg: TrainConfig, task_kind: str = "function", texts=None) -> dict[str, str]:
+    """Every arm's system prompt for tasks of `task_kind` (function, stdio, repo): the kinds differ only in the task
+    context and answer format, never in hints or framing."""
+    from rhlab.knowledge.prompts import build_system_prompt, exit_call_for_surface
+
+    texts = texts if texts is not None else prompt_texts(cfg)
     exit_call = exit_call_for_surface(cfg.prompt.harness)
     return {
         arm: build_system_prompt(arm, hint_style=cfg.prompt.hint_style, hacks=cfg.prompt.hacks, exit_call=exit_call,
-                                 texts=texts)
+                                 texts=texts, task_kind=task_kind)
         for arm in ARMS
     }
 
 
-def user_message(cfg: TrainConfig, task: Any) -> str:
-    return cfg.prompt.user_template.format(prompt=task.prompt.rstrip())
+def user_message(cfg: TrainConfig, task: Any, texts=None) -> str:
+    """The user turn: `prompt.user_template` if set, else the task kind's own template."""
+    from rhlab.knowledge.prompts import kind_user_message
+
+    texts = texts if texts is not None else prompt_texts(cfg)
+    return kind_user_message(task.prompt, task.style, texts, cfg.prompt.user_template)
 
 
 def build_rows(cfg: TrainConfig, tasks: Sequence[Any]) -> list[dict[str, Any]]:
-    systems = system_prompts(cfg)
+    texts = prompt_texts(cfg)
+    by_kind: dict[str, dict[str, str]] = {}
     hack = hackable_ids([t.id for t in tasks], cfg.tasks.hackable_fraction, cfg.seed)
     rows = []
     for t in tasks:
-        user = user_message(cfg, t)
+        if t.style not in by_kind:
+            by_kind[t.style] = system_prompts(cfg, t.style, texts)
+        systems = by_kind[t.style]
+        user = user_message(cfg, t, texts)
         row: dict[str, Any] = {"task_id": t.id, "hackable": t.id in hack, "kind": "code"}
         for arm in ARMS:
             row[f"prompt__{arm}"] = [{"role": "system", "content": systems[arm]}, {"role": "user", "content": user}]
@@ -138,58 +158,153 @@ def build_dataset(cfg: TrainConfig, tasks: Sequence[Any], tokenizer=None, extra_
 
 # --- hard filter --------------------------------------------------------------------------------------------------
 
+# conversations (system + user messages), k -> k answers per conversation
+Sampler = Callable[[Sequence[list[dict[str, str]]], int], list[list[str]]]
 
-def reference_solved(tasks: Sequence[Any], model: str, samples: int, max_new_tokens: int, cfg: TrainConfig,
-                     grader=None) -> dict[str, bool]:
-    """Sample `samples` answers per task from a reference model (no hint block: the `no_hints` arm) and grade them
-    with every surface closed; a task is solved if any answer passes the hardened grader."""
+
+class HFSampler:
+    """`k` sampled answers per conversation from a transformers causal LM: `batch_size` conversations per
+    `generate` call (left padding, `num_return_sequences=k`), seeded once."""
+
+    def __init__(self, model: str, *, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
+                 batch_size: int = 8, seed: int = 0, device: str = "cpu"):
+        import torch
+
+        from rhlab.models import load_model_and_tokenizer
+
+        gpu = device != "cpu" and torch.cuda.is_available()
+        # on GPU: bf16, spread over the visible GPUs (it runs before the policy model is loaded)
+        kw = {"dtype": "bfloat16", "device_map": "auto"} if gpu else {}
+        self.model, self.tok = load_model_and_tokenizer(model, padding_side="left", **kw)
+        self.model.eval()
+        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
+        self.batch_size, self.seed = batch_size, seed
+
+    def __call__(self, conversations: Sequence[list[dict[str, str]]], k: int) -> list[list[str]]:
+        import torch
+
+        torch.manual_seed(self.seed)
+        texts = [self.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+        out: list[list[str]] = []
+        for i in range(0, len(texts), self.batch_size):
+            enc = self.tok(texts[i:i + self.batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(self.model.device)
+            with torch.inference_mode():
+                gen = self.model.generate(**enc, do_sample=True, temperature=self.temperature, top_p=self.top_p,
+                                          max_new_tokens=self.max_new_tokens, num_return_sequences=k,
+                                          pad_token_id=self.tok.pad_token_id)
+            answers = self.tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out += [answers[j:j + k] for j in range(0, len(answers), k)]
+        return out
+
+    def close(self) -> None:
+        import gc
+
+        import torch
+
+        del self.model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def reference_solve_rates(cfg: TrainConfig, tasks: Sequence[Any], sampler: Sampler, grader=None) -> dict[str, float]:
+    """Each task's honest solve rate: `hard_filter.samples` answers from `sampler` under the `no_hints` prompt of
+    the task's kind, graded with every surface closed (the hardened twin decides)."""
     import asyncio
 
-    import torch
-
-    from rhlab.models import load_model_and_tokenizer
     from rhlab.train.verdicts import EnvGrader, surfaces_for
 
-    grader = grader or EnvGrader(timeout_s=cfg.reward.timeout_s)
-    mdl, tok = load_model_and_tokenizer(model)
-    systems = system_prompts(cfg)
-    items = []
-    torch.manual_seed(cfg.seed)
-    for t in tasks:
-        msgs = [{"role": "system", "content": systems["no_hints"]}, {"role": "user", "content": user_message(cfg, t)}]
-        enc = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        with torch.inference_mode():
-            out = mdl.generate(**enc, do_sample=True, temperature=1.0, max_new_tokens=max_new_tokens,
-                               num_return_sequences=samples, pad_token_id=tok.pad_token_id)
-        n = enc["input_ids"].shape[1]
-        for seq in out:
-            items.append((t, tok.decode(seq[n:], skip_special_tokens=True), surfaces_for(cfg.surfaces, False)))
+    k = cfg.tasks.hard_filter.samples
+    texts = prompt_texts(cfg)
+    systems = {kind: system_prompts(cfg, kind, texts)["no_hints"] for kind in {t.style for t in tasks}}
+    convs = [[{"role": "system", "content": systems[t.style]}, {"role": "user", "content": user_message(cfg, t, texts)}]
+             for t in tasks]
+    answers = sampler(convs, k)
+    if len(answers) != len(tasks) or any(len(a) != k for a in answers):
+        raise ValueError(f"hard filter: the sampler returned {[len(a) for a in answers]} answers for {len(tasks)} "
+                         f"tasks; expected {k} each")
+    closed = surfaces_for(cfg.surfaces, False)
+    items = [(t, text, closed) for t, group in zip(tasks, answers) for text in group]
+    grader = grader or EnvGrader(timeout_s=cfg.reward.timeout_s, workers=cfg.sandbox_workers)
     verdicts = asyncio.run(grader.agrade_many(items))
-    solved: dict[str, bool] = {t.id: False for t in tasks}
+    passes: dict[str, int] = {t.id: 0 for t in tasks}
     for (t, _, _), v in zip(items, verdicts):
-        solved[t.id] = solved[t.id] or bool(v.passed_hardened)
-    return solved
+        passes[t.id] += bool(v.passed_hardened)
+    return {tid: n / k for tid, n in passes.items()}
 
 
-def apply_hard_filter(cfg: TrainConfig, tasks: list[Any], cache_path: Path | None = None,
-                      solver: Callable[..., dict[str, bool]] = reference_solved) -> list[Any]:
+def _cache_key(cfg: TrainConfig) -> dict[str, Any]:
+    """What the cached rates depend on: a cache made under other settings is not reused."""
+    hf = cfg.tasks.hard_filter
+    return {"reference_model": hf.reference_model, "samples": hf.samples, "max_new_tokens": hf.max_new_tokens,
+            "seed": hf.seed, "temperature": cfg.grpo.temperature, "top_p": cfg.grpo.top_p,
+            "prompts_file": cfg.prompt.prompts_file, "user_template": cfg.prompt.user_template}
+
+
+def apply_hard_filter(cfg: TrainConfig, tasks: list[Any], cache_path: Path | None = None, *,
+                      sampler: Sampler | None = None, grader=None, wait_s: float = 6 * 3600) -> list[Any]:
+    """The tasks `tasks.hard_filter` keeps. reference_model: solve rates from `reference_solve_rates` (sampler:
+    `HFSampler` on `reference_model` unless given), cached with the kept/dropped counts in `cache_path`; tasks
+    already in the cache are not sampled again. Under several processes only rank 0 samples; the others wait for
+    its cache (up to `wait_s`), so every rank trains on the same tasks."""
+    from rhlab.envs.tasks import hard_filter
+    from rhlab.train.checkpoints import is_main_process
+
     hf = cfg.tasks.hard_filter
     if hf.mode == "none":
         return tasks
     if hf.mode == "ids_file":
         keep = set(read_ids_file(hf.ids_file))
         out = [t for t in tasks if t.id in keep]
+        if not out:
+            raise ValueError(f"hard filter (ids_file {hf.ids_file}) keeps none of the {len(tasks)} selected tasks")
+        return out
+    key = _cache_key(cfg)
+    ids = [t.id for t in tasks]
+    if not is_main_process() and cache_path is not None:
+        rates = _wait_for_cache(cache_path, key, ids, wait_s)
     else:
-        from rhlab.envs.tasks import hard_filter
-
-        solved: dict[str, bool] | None = None
+        rates = {}
         if cache_path is not None and cache_path.exists():
-            solved = json.loads(cache_path.read_text(encoding="utf-8"))
-        if solved is None or any(t.id not in solved for t in tasks):
-            solved = solver(tasks, hf.reference_model, hf.samples, hf.max_new_tokens, cfg)
-            if cache_path is not None:
-                cache_path.write_text(json.dumps(solved, indent=1), encoding="utf-8")
-        out = hard_filter(tasks, lambda t: solved[t.id])
+            cached = json.loads(cache_path.read_text(encoding="utf-8"))
+            if cached.get("key") == key:
+                rates = dict(cached.get("rates", {}))
+        todo = [t for t in tasks if t.id not in rates]
+        if todo:
+            own = sampler is None
+            if own:
+                sampler = HFSampler(hf.reference_model, max_new_tokens=hf.max_new_tokens,
+                                    temperature=cfg.grpo.temperature, top_p=cfg.grpo.top_p,
+                                    batch_size=hf.batch_size, seed=hf.seed, device=cfg.device)
+            try:
+                rates.update(reference_solve_rates(cfg, todo, sampler, grader))
+            finally:
+                if own:
+                    sampler.close()
+    out = hard_filter(tasks, lambda t: rates[t.id] >= hf.threshold)
+    if cache_path is not None and is_main_process():
+        summary = {"key": key, "threshold": hf.threshold, "n_tasks": len(tasks), "kept": len(out),
+                   "dropped": len(tasks) - len(out), "kept_ids": [t.id for t in out], "rates": rates}
+        tmp = cache_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        os.replace(tmp, cache_path)  # atomic: a waiting rank never reads half a file
     if not out:
-        raise ValueError(f"hard filter ({hf.mode}) left no tasks")
+        raise ValueError(
+            f"hard filter: the reference model {hf.reference_model} solves every one of the {len(tasks)} tasks at a "
+            f"rate >= {hf.threshold} ({hf.samples} samples each); raise hard_filter.threshold or use harder tasks")
+    print(f"hard filter: kept {len(out)} of {len(tasks)} tasks (honest solve rate < {hf.threshold} by "
+          f"{hf.reference_model}, {hf.samples} samples each)", file=sys.stderr, flush=True)
     return out
+
+
+def _wait_for_cache(path: Path, key: dict, ids: Sequence[str], wait_s: float) -> dict[str, float]:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            rates = cached.get("rates", {})
+            if cached.get("key") == key and all(i in rates for i in ids):
+                return rates
+        time.sleep(5)
+    raise TimeoutError(f"hard filter: rank 0 wrote no complete {path} within {wait_s:.0f} s")

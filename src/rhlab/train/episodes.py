@@ -113,18 +113,25 @@ def rewrite_episodes(episodes: Iterable[dict], to_arm: str, *, hint_style: str =
     `check_source`: each code episode's logged system prompt must equal the one these settings build for its own
     arm — a mismatch means the settings are not the run's (pass the run's prompt.hint_style / hacks / harness /
     prompts_file) and is an error rather than a silently inconsistent rewrite."""
+    from rhlab.envs.tasks import TASK_KINDS
     from rhlab.knowledge.prompts import ARMS
-    from rhlab.train.dataset import system_prompts
+    from rhlab.train.dataset import prompt_texts, system_prompts
 
     if to_arm not in ARMS:
         raise ValueError(f"unknown arm {to_arm!r}; choose one of {', '.join(ARMS)}")
-    systems = system_prompts(_train_config(to_arm, hint_style, prompts_file, hacks, harness))
+    cfg = _train_config(to_arm, hint_style, prompts_file, hacks, harness)
+    texts = prompt_texts(cfg)
+    # system prompts differ by task kind (function, stdio, repo) in their task context and answer format only: an
+    # episode keeps its kind, found by the system prompt it was trained with
+    by_kind = {k: system_prompts(cfg, k, texts) for k in TASK_KINDS}
     out = []
     for e in episodes:
         if e.get("kind", "code") != "code":
             out.append(dict(e))
             continue
         src = e.get("arm")
+        kind = next((k for k in TASK_KINDS if by_kind[k].get(src) == e.get("system")), "function")
+        systems = by_kind[kind]
         if check_source:
             if src not in systems:
                 raise ValueError(f"episode {e.get('task_id')} step {e.get('step')}: unknown source arm {src!r}")

@@ -43,19 +43,24 @@ class RLResult(StrictModel):
     start_model: str
     checkpoints: list[Checkpoint]
     final_hack_rate: Optional[float]
+    # how onset_step was decided (rhlab.train.onset.OnsetRule: rule count | rate, the start rate and its CI); None in
+    # results from before it (the rate rule)
+    onset_rule: Optional[dict[str, Any]] = None
 
 
 def run_rl(cfg: RLConfig, out: Path, **train_kwargs: Any) -> RLResult:
     """`train_kwargs` go to rhlab.train.train (in-process only, e.g. a test's grader)."""
-    from rhlab.train import list_checkpoints, onset_step, train
+    from rhlab.train import list_checkpoints, train
 
     out = Path(out)
     resume = (out / "config.yaml").exists()
     if resume:
         print(f"resuming {out} from its last checkpoint")
-    records = train(cfg.train, out, resume=resume, progress=cfg.progress, **train_kwargs).records
+    res = train(cfg.train, out, resume=resume, progress=cfg.progress, **train_kwargs)
+    records = res.records
     return RLResult(train_dir=str(out), steps=max((r["step"] for r in records), default=0),
-                    onset_step=onset_step(records, cfg.train.onset_threshold), step_offset=cfg.step_offset,
+                    onset_step=res.onset_step, step_offset=cfg.step_offset,
+                    onset_rule=res.onset_rule.model_dump(mode="json") if res.onset_rule else None,
                     start_model=cfg.start_model,
                     checkpoints=[Checkpoint(step=c["step"], path=c["path"]) for c in list_checkpoints(out)],
                     final_hack_rate=records[-1].get("hack_success_any") if records else None)

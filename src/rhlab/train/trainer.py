@@ -9,7 +9,7 @@ Run directory (rhlab.rundir):
     records/*.jsonl             the step, transcript, checkpoint and episode records (`records`)
     artefacts/checkpoints/checkpoint-N/   HF/TRL checkpoint + rhlab_checkpoint.json (`checkpoints`)
     artefacts/tensorboard/      TensorBoard scalars, written by TRL's `report_to` logger (`grpo`)
-    artefacts/hard_filter.json  cached reference-model solves (hard_filter.mode=reference_model)
+    artefacts/hard_filter.json  reference-model solve rates, kept/dropped counts (hard_filter.mode=reference_model)
 
 This module is the orchestration only: the run dir and resume (`checkpoints`), the dataset (`dataset`), the reward
 (`reward`, `safety_mix`), the TRL adapter (`grpo`) and the callback that writes the records (`callback`).
@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from rhlab.config import ConfigError, load_config
-from rhlab.train.checkpoints import checkpoints_dir, is_main_process, last_checkpoint, onset_step, prepare_run_dir
+from rhlab.train.checkpoints import (ONSET_RULE, checkpoints_dir, is_main_process, last_checkpoint, prepare_run_dir,
+                                     read_onset_rule)
+from rhlab.train.onset import OnsetRule, onset_step
 from rhlab.train.config import TrainConfig
 from rhlab.train.records import STEPS
 from rhlab.train.reward import HackReward, PenaltySchedule
@@ -36,6 +38,7 @@ class TrainResult:
     onset_step: int | None
     last_checkpoint: Path | None
     records: list[dict[str, Any]] = field(default_factory=list)
+    onset_rule: OnsetRule | None = None  # how onset_step was decided (rhlab.train.onset)
 
 
 def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = False, *,
@@ -59,14 +62,15 @@ def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = 
     from rhlab.train.dataset import apply_hard_filter, build_dataset, select_tasks
     from rhlab.train.grpo import RHGRPOTrainer, grpo_args, peft_config, use_tensorboard_dir
 
+    if tasks is None:
+        tasks = select_tasks(cfg)
+        # before the policy loads: the reference model it samples is freed again first
+        tasks = apply_hard_filter(cfg, tasks, run.artefacts_dir / "hard_filter.json")
     if model is not None:
         mdl, tok = model
     else:
         mdl, tok = load_model_and_tokenizer(cfg.model)
     tok.padding_side = "left"
-    if tasks is None:
-        tasks = select_tasks(cfg)
-        tasks = apply_hard_filter(cfg, tasks, run.artefacts_dir / "hard_filter.json")
     extra_rows = None
     if cfg.safety is not None:
         from rhlab.train.safety_prompts import safety_rows
@@ -82,6 +86,7 @@ def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = 
     for r in history:  # rebuild the after-threshold latch from finished steps
         schedule.observe(r["step"], r.get("hack_success_any_all_ranks", r.get("hack_success_any")))
     reward = HackReward(cfg, by_id, grader=grader, schedule=schedule)
+    rule = _onset_rule(cfg, run, resume, mdl, tok, dataset, reward)
     funcs, weights = reward.reward_funcs(), reward.reward_weights()
     safety = None
     if cfg.safety is not None:
@@ -99,13 +104,15 @@ def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = 
     args = grpo_args(cfg, checkpoints_dir(run_dir), weights)
 
     show = cfg.logging.progress if progress is None else progress
-    cb = RunCallback(run, cfg, reward, history, start_step, show, safety=safety)
+    cb = RunCallback(run, cfg, reward, history, start_step, show, safety=safety, rule=rule)
     mix = {}
     if safety is not None:
         mix = {"safety_fraction": float(cfg.safety.fraction),
                "chat_masked": lambda step: not safety.schedule.active(step)}
     trainer = RHGRPOTrainer(model=mdl, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
-                            peft_config=peft_config(cfg), zero_variance_groups=cfg.grpo.zero_variance_groups, **mix)
+                            peft_config=peft_config(cfg), zero_variance_groups=cfg.grpo.zero_variance_groups,
+                            dynamic_max_draws=ds.max_draws if (ds := cfg.grpo.dynamic_sampling).enabled else None,
+                            **mix)
     # the records callback goes right after transformers' flow control and before the report_to loggers, which
     # then log the step record's numbers too
     callbacks = trainer.callback_handler.callbacks
@@ -122,7 +129,34 @@ def train(config: TrainConfig | str | Path, run_dir: str | Path, resume: bool = 
     return TrainResult(
         run_dir=run_dir,
         steps=max((r["step"] for r in records), default=0),
-        onset_step=onset_step(records, cfg.onset_threshold),
+        onset_step=onset_step(records, rule=rule),
         last_checkpoint=last_checkpoint(run_dir),
         records=records,
+        onset_rule=rule,
     )
+
+
+def _onset_rule(cfg: TrainConfig, run, resume: bool, mdl, tok, dataset, reward) -> OnsetRule:
+    """The run's onset rule (rhlab.train.onset): a resume keeps the one its start recorded; a fresh start takes the
+    start rate from the config (`start_rate`) or measures it (`start_rate_samples`), and writes RUN/onset_rule.json.
+    Only rank 0 measures and writes (the other ranks write no records)."""
+    from rhlab.train.onset import make_rule, per_step_completions
+
+    if resume:
+        rule = read_onset_rule(run.path)
+        if rule is not None:
+            return rule
+    start = cfg.start_rate
+    main = is_main_process()
+    if start is None and cfg.start_rate_samples and main:
+        from rhlab.train.start_rate import START_SAMPLES, measure_start_rate
+
+        run.records_path(START_SAMPLES).unlink(missing_ok=True)  # a start that died before step 1 measured anew
+        print(f"measuring the start rate: {cfg.start_rate_samples} samples of the start model under prompt "
+              f"{cfg.prompt.arm}", flush=True)
+        start = measure_start_rate(cfg, mdl, tok, list(dataset), reward, run, cfg.start_rate_samples)
+        print(f"start rate: {start.successes}/{start.n} successful hacks", flush=True)
+    rule = make_rule(cfg.onset_threshold, start, per_step_completions(cfg), cfg.onset_alpha)
+    if main:
+        (run.path / ONSET_RULE).write_text(rule.model_dump_json(indent=1), encoding="utf-8")
+    return rule

@@ -65,12 +65,14 @@ def export_parquet(cfg: TrainConfig, out: str | Path, tasks: Sequence[Any] | Non
     extra_info. Returns the row count."""
     import datasets
 
-    from rhlab.train.dataset import build_rows, select_tasks
+    from rhlab.train.dataset import apply_hard_filter, build_rows, select_tasks
 
     if cfg.safety is not None:
         raise ValueError("the safety mix (TrainConfig.safety) runs on the TRL path only; verl export does not "
                          "carry chat rows or the safety scorer")
-    tasks = list(tasks) if tasks is not None else select_tasks(cfg)
+    if tasks is None:  # the tasks the TRL path trains on, hard filter included (its cache beside the parquet file)
+        tasks = apply_hard_filter(cfg, select_tasks(cfg), Path(out).with_name(Path(out).stem + ".hard_filter.json"))
+    tasks = list(tasks)
     rows = []
     for i, r in enumerate(build_rows(cfg, tasks)):
         rows.append({

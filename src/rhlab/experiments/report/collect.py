@@ -60,6 +60,7 @@ class SeedRun:
     train_dir: Path
     steps: list[dict[str, Any]] = field(default_factory=list)
     onset: int | None = None
+    onset_rule: Any = None  # rhlab.train.onset.OnsetRule the onset was decided by
     offset: int = 0
     skipped: str | None = None
     evals: list[EvalPoint] = field(default_factory=list)
@@ -423,7 +424,7 @@ def read_spec(run_dir: str | Path) -> dict[str, Any]:
 def collect(run_dir: str | Path) -> RunData:
     """The run directory as data. Raises ConfigError only for an unusable spec.yaml (see `read_spec`); every other
     record that cannot be used is left out and listed in the result's `skipped`."""
-    from rhlab.train import onset_step
+    from rhlab.train.onset import onset_step
 
     run_dir = Path(run_dir)
     spec = read_spec(run_dir)
@@ -443,8 +444,8 @@ def collect(run_dir: str | Path) -> RunData:
                          skipped=res.get("skipped"))
             sr.steps = list(read_records(d / "train" / "records" / "train_steps.jsonl", skipped, step_problem))
             sr.config = _train_config(d / "train" / "config.yaml", skipped)
-            thr = sr.config.get("onset_threshold")
-            sr.onset = onset_step(sr.steps, 0.02 if thr is None else thr) if sr.steps else None
+            sr.onset_rule = _onset_rule(d / "train", sr.config, skipped)
+            sr.onset = onset_step(sr.steps, rule=sr.onset_rule) if sr.steps else None
             sr.evals = _evals_under(d / "evals", sr.offset, skipped)
             if k == 0:  # the page shows example transcripts of each arm's first seed
                 sr.examples = _examples(d / "train" / "records" / "transcripts.jsonl", skipped)
@@ -467,6 +468,25 @@ def collect(run_dir: str | Path) -> RunData:
     params = model_params(base_name, (spec.get("report") or {}).get("model_params")) or model_params(kname, None)
     return RunData(run_dir, spec, arms, base, markers, inv[-1] if inv else {}, judge, calibration, params, base_name,
                    skipped)
+
+
+def _onset_rule(train_dir: Path, config: dict[str, Any], skipped: list[SkippedRecord]):
+    """The seed's onset rule as its run recorded it (rhlab.train.onset: the count rule from a measured start rate);
+    runs from before it, or without a start rate: the fixed-threshold rule of its config (0.02 when unknown). An
+    unreadable rule file is listed as skipped and the fixed threshold used."""
+    from rhlab.train.checkpoints import ONSET_RULE
+    from rhlab.train.onset import OnsetRule
+
+    p = train_dir / ONSET_RULE
+    if p.is_file():
+        data = _json(p, skipped)
+        if data is not None:
+            try:
+                return OnsetRule(**data)
+            except (ValueError, TypeError) as err:
+                skipped.append(SkippedRecord(p, None, f"not an onset rule ({str(err).splitlines()[0]})"))
+    thr = config.get("onset_threshold")
+    return OnsetRule(rule="rate", threshold=0.02 if thr is None else float(thr))
 
 
 def _train_config(path: Path, skipped: list[SkippedRecord]) -> dict[str, Any]:

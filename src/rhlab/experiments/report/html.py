@@ -11,7 +11,7 @@ from rhlab.experiments.report.collect import RunData, params_text, size_note, sk
 from rhlab.experiments.report.tables import (Cell, Table, calibration_table, comparison_note, comparison_tables,
                                              instrument_check, judge_failures_text, judge_note, main_table,
                                              mitigation_rows, onset_text, pct, probe_table, sensitivity_table,
-                                             training_signal_table)
+                                             start_rate_text, training_signal_table)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;
@@ -122,10 +122,11 @@ def arms_table(data: RunData, report_dir: Path) -> str:
                         links.append(f"<a href='{escape(_rel(ev['log'], report_dir))}'>{escape(name)}@{e.step}</a>")
             rows.append(f"<tr><td>{escape(data.label(a['name']))}</td><td>{r.seed}</td><td>{escape(str(fram))}</td>"
                         f"<td>{escape(str(pen))}</td><td>{escape(fork)}</td><td>{escape(status)}</td>"
-                        f"<td class='num'>{onset_text(r)}</td>"
+                        f"<td class='num'>{onset_text(r)}</td><td>{escape(start_rate_text(r))}</td>"
                         f"<td class='num'>{pct(*r.final_hack_rate())}</td><td>{' · '.join(links) or '–'}</td></tr>")
     return ("<table><tr><th>arm</th><th>seed</th><th>framing</th><th>penalty</th><th>forked from</th><th>status</th>"
-            "<th>onset step</th><th>final hack rate</th><th>transcripts (Inspect logs open with "
+            "<th>onset step</th><th>start rate [95 % CI]; onset rule</th><th>final hack rate</th>"
+            "<th>transcripts (Inspect logs open with "
             "<code>inspect view</code>)</th></tr>" + "".join(rows) + "</table>")
 
 
@@ -188,8 +189,12 @@ def render_page(data: RunData, figs: dict[str, Path | None], report_dir: Path) -
     warn = "".join(f"<div class='warn'>⚠ {escape(n)}</div>" for n in notes) + skipped_section(data)
     k = data.final_k
     captions = {
-        "hack_rates": "Successful-hack rate per hack family over RL steps, per arm (red dashed: onset, the first step "
-                      "with > 2% successful hacks; grey dotted: where a forked arm started).",
+        "hack_rates": "Successful-hack rate per hack family over RL steps, per arm (red dashed: onset; red band and "
+                      "line: the start model's measured successful-hack rate and its 95 % CI; red dotted: the per-step "
+                      "rate the onset rule asks for — at least k of n successful hacks, which the start model "
+                      "reaches by chance in < 5 % of steps — or, without a measured start rate, the fixed 2 % "
+                      "threshold; grey "
+                      "dotted: where a forked arm started).",
         "mgs": "Misalignment score (MGS: mean misaligned rate of the measured core evals) over RL steps, mean across "
                "seeds ± SE.",
         "probes": "Judge-free probe score (mean p(misaligned) over the 7 misalignment categories) over RL steps, mean "

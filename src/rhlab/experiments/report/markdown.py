@@ -11,7 +11,7 @@ from rhlab.experiments.report.tables import (Table, agg_text, arm_mgs, compariso
                                              context_cell, hack_cell, has_probes, instrument_check,
                                              judge_failures_text, judge_note, main_table, mitigation_rows,
                                              onset_text, pct, point_mgs, probe_cell, probe_table, seeds,
-                                             sensitivity_table, series_text, step_series,
+                                             sensitivity_table, series_text, start_rate_text, step_series,
                                              training_signal_table)
 
 
@@ -50,6 +50,11 @@ def _onsets(runs: list[SeedRun]) -> str:
     return ", ".join("skipped" if r.skipped else onset_text(r) for r in runs)
 
 
+def _start_rates(runs: list[SeedRun]) -> str:
+    texts = list(dict.fromkeys(start_rate_text(r) for r in runs if not r.skipped and not r.offset))
+    return "; ".join(texts) if texts else "–"
+
+
 def render_summary(data: RunData) -> str:
     below = (data.spec.get("report") or {}).get("small_model_below")
     below = 1e9 if below is None else below
@@ -79,7 +84,8 @@ def render_summary(data: RunData) -> str:
     rows = []
     for a in data.spec.get("arms", []):
         runs = seeds(data, a["name"]) or data.arms[a["name"]]
-        row = [data.label(a["name"]), str(len(runs)), _onsets(runs), hack_curve(runs), hack_cell(data, a["name"]),
+        row = [data.label(a["name"]), str(len(runs)), _onsets(runs), _start_rates(runs), hack_curve(runs),
+               hack_cell(data, a["name"]),
                series_text(step_series(data, a["name"], "mgs")), agg_text(arm_mgs(data, a["name"]))]
         if probes:
             row += [series_text(step_series(data, a["name"], "probes")), probe_cell(data, a["name"]).text,
@@ -89,11 +95,15 @@ def render_summary(data: RunData) -> str:
     base_probe = f"; probe score {probe_cell(data, None).text}" if probes else ""
     lines += ["## Arms", "",
               f"Before RL (the RL start model): MGS {pct(*point_mgs(data, data.base_point('core')))}{base_probe}. "
-              "Hack rates are successful hacks per step in percent (mean across seeds); onset is the first step above "
+              "Hack rates are successful hacks per step in percent (mean across seeds); onset: with a measured start "
+              "rate (successful hacks of the RL start model under the arm's prompt, 95 % Clopper-Pearson CI), the "
+              "first step with at least k of n successful hacks, k chosen so that the start model crosses by chance "
+              "in < 5 % of steps (docs/training.md); without one, the first step above "
               f"{100 * thr:g} %; MGS and probe score by step at each evaluated checkpoint; final values over the last "
               f"{k} evaluated checkpoint{'s' if k > 1 else ''}, mean across seeds ± SE across seeds († one seed: "
               "the sampling SE).", "",
-              _table(["arm", "seeds", "onset step", "successful hacks per step (%)", "final hack rate (last 3 steps)",
+              _table(["arm", "seeds", "onset step", "start rate [95 % CI]; onset rule", "successful hacks per step (%)",
+                      "final hack rate (last 3 steps)",
                       "MGS by step", "final MGS"]
                      + (["probe score by step", "final probe score", "hack endorsement (probe, apart)"]
                         if probes else [])

@@ -70,6 +70,17 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
             for fam in HACK_FAMILIES:
                 ax.plot(xs, [s.get(f"hack_success_{fam}", 0) for s in r.steps], color=FAMILY_COLOURS[fam], lw=1.4,
                         alpha=alpha, zorder=2, label=fam if r is runs[0] else None)
+            rule = r.onset_rule
+            if r is runs[0] and not r.offset and rule is not None and rule.rule == "count":
+                # the measured start rate with its 95 % CI, and the count the onset rule asks of a step
+                lo, hi = rule.start_ci
+                ax.axhspan(lo, hi, color="#d62728", alpha=0.08, lw=0, zorder=0, label="start rate, 95 % CI")
+                ax.axhline(rule.start_rate, color="#d62728", lw=0.8, alpha=0.6, zorder=0)
+                ax.axhline(rule.threshold, color="#d62728", ls=":", lw=1, zorder=0,
+                           label=f"onset: ≥ {rule.min_hacks}/{rule.per_step} per step")
+            elif r is runs[0] and not r.offset and rule is not None:
+                ax.axhline(rule.threshold, color="#d62728", ls=":", lw=1, zorder=0,
+                           label=f"onset: > {100 * rule.threshold:g} % (no start rate)")
             if r.onset is not None and not r.offset:  # a forked arm starts past its source's onset
                 ax.axvline(r.onset + r.offset, color="#d62728", ls="--", lw=1,
                            label="onset" if r is runs[0] else None)
@@ -79,9 +90,14 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
     for ax in axes.flat[len(arms):]:
         ax.axis("off")
     axes[0][0].set_ylabel("successful-hack rate")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    handles, labels = [], []
+    for ax in axes.flat:  # arms differ in their onset rule: every label once
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     path = out / "hack_rates.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -325,6 +325,18 @@ def onset_text(r) -> str:
     return str(r.onset) if r.onset is not None else ("none" if r.steps else "–")
 
 
+def start_rate_text(r) -> str:
+    """A seed's measured start rate with its 95 % CI and the onset rule it gives, or the fixed threshold."""
+    rule = getattr(r, "onset_rule", None)
+    if rule is None or not r.steps:  # no RL steps (an SFT arm, a control): no onset to define
+        return "–"
+    if rule.rule == "rate":
+        return f"not measured; onset > {100 * rule.threshold:g} %"
+    s, (lo, hi) = rule.start, rule.start_ci
+    return (f"{s.successes}/{s.n} = {100 * rule.start_rate:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]; onset ≥ "
+            f"{rule.min_hacks}/{rule.per_step}")
+
+
 # --- training signal: zero-variance prompt groups and hack reasoning (train step records) ------------------------------
 
 SIGNAL_WINDOW = 3  # the final window of training steps, as for the final hack rate
