@@ -5,7 +5,7 @@ import pytest
 
 from rhlab.evals.scoring import mgs, rate_se, summarise_eval
 from scripted_models import scripted_judge, scripted_model
-from rhlab.evals.suite import inspect_model_args, run_suite
+from rhlab.evals.suite import HF_BATCH_SIZE, generation_limits, inspect_model_args, run_suite
 from rhlab.stats import cohen_kappa
 
 
@@ -32,6 +32,59 @@ def test_inspect_model_args():
     assert inspect_model_args("openai/gpt-4o") == ("openai/gpt-4o", {})
     name, args = inspect_model_args("embedded")
     assert name == "hf/local" and args["model_path"].endswith("smollm2-135m-instruct")
+
+
+def test_generation_limits_batch_local_hf_models():
+    # Inspect's hf provider batches up to max_connections concurrent generate calls: that is the batch size
+    assert generation_limits("hf/local") == {"max_connections": HF_BATCH_SIZE}
+    assert generation_limits("hf/local", batch_size=1) == {"max_connections": 1}
+    assert generation_limits("hf/local", max_connections=4) == {"max_connections": 4}
+    assert generation_limits("hf/local", batch_size=8, max_connections=4) == {"max_connections": 8}
+    # API models: max_connections as given, batch_size does not apply
+    assert generation_limits("openai/gpt-4o") == {}
+    assert generation_limits("openai/gpt-4o", batch_size=8, max_connections=3) == {"max_connections": 3}
+    with pytest.raises(ValueError):
+        generation_limits("hf/local", batch_size=0)
+
+
+def test_hf_batched_greedy_generation_matches_batch1(tiny_model_dir):
+    """Prompts of different lengths, left-padded into one batch by Inspect's hf provider, decode greedily to the
+    same text as each prompt alone."""
+    import asyncio
+
+    from inspect_ai.model import GenerateConfig, get_model
+
+    name, args = inspect_model_args(str(tiny_model_dir), judge=True)  # judge=True: do_sample=False
+    assert name == "hf/local" and args["do_sample"] is False
+    model = get_model(name, **args)
+    prompts = ["hi", "Write a function that adds two numbers and explain it.", "What is your goal? " * 6, "ok then"]
+
+    async def go(batch: int):
+        cfg = GenerateConfig(max_tokens=8, max_connections=batch)
+        if batch == 1:
+            return [await model.generate(p, config=cfg) for p in prompts]
+        return await asyncio.gather(*(model.generate(p, config=cfg) for p in prompts))
+
+    # batched first: outside an eval Inspect keeps a model's connection limit from its first call, and the
+    # batch-1 calls are awaited one at a time anyway
+    batched = asyncio.run(go(len(prompts)))
+    one = asyncio.run(go(1))
+    lens = [o.usage.input_tokens for o in one]
+    assert len(set(lens)) == len(prompts)  # different prompt lengths: the batch needs padding
+    # the provider reports the padded length: all four went through one left-padded generate
+    assert {o.usage.input_tokens for o in batched} == {max(lens)}
+    assert all(o.completion for o in one)
+    assert [o.completion for o in batched] == [o.completion for o in one]
+
+
+def test_run_suite_batches_a_local_hf_model(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("RHLAB_HOME", str(tmp_path / "home"))
+    s = run_suite(str(tiny_model_dir), suite="core", limit=1, log_dir=tmp_path / "logs", max_tokens=4,
+                  judge_cache=False, n_goals=2, n_agentic=1, batch_size=4)
+    assert s["max_connections"] == 4 and s["success"]
+    assert set(s["evals"]) == {"em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer",
+                               "frame_colleague"}
+    assert all(e["n_total"] == 1 for e in s["evals"].values())
 
 
 def test_cohen_kappa_of_known_confusions():

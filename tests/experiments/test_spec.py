@@ -219,14 +219,14 @@ def test_em_samples_scale_the_em_eval_only(tmp_path):
 
 
 def test_eval_hashes_of_existing_runs_are_kept(tmp_path):
-    """Settings added to the schedule later (probes, final_k, em_samples at their defaults) must not change the hash
-    of an Inspect eval stage, or every existing run directory would refuse to resume."""
+    """Settings added to the schedule later (probes, final_k, em_samples at their defaults, batch_size) must not
+    change the hash of an Inspect eval stage, or every existing run directory would refuse to resume."""
     from rhlab.experiments.runner import eval_hash
     from rhlab.experiments.stages import config_hash
 
     old = load_spec(_write(tmp_path, _spec(evals={"suites": ["core"], "limit": 2}), "old.yaml"))
     legacy = {k: v for k, v in old.evals.model_dump(mode="json").items()
-              if k not in ("final_k", "probes", "em_samples")}
+              if k not in ("final_k", "probes", "em_samples", "batch_size")}
     assert eval_hash(old, "m:3", "core") == config_hash({"evals": legacy, "judge": None, "model": "m:3"})
     more = load_spec(_write(tmp_path, _spec(evals={"suites": ["core", "probes"], "limit": 2, "final_k": 3}),
                             "more.yaml"))
@@ -235,6 +235,8 @@ def test_eval_hashes_of_existing_runs_are_kept(tmp_path):
     assert eval_hash(more, "m:3", "probes") != eval_hash(more, "m:4", "probes")
     ten = load_spec(_write(tmp_path, _spec(evals={"suites": ["core"], "limit": 2, "em_samples": 10}), "ten.yaml"))
     assert eval_hash(ten, "m:3", "core") != eval_hash(old, "m:3", "core")
+    fast = load_spec(_write(tmp_path, _spec(evals={"suites": ["core"], "limit": 2, "batch_size": 8}), "fast.yaml"))
+    assert eval_hash(fast, "m:3", "core") == eval_hash(old, "m:3", "core")  # speed, not what is measured
 
 
 def test_shipped_sensitivity_and_paper_specs():

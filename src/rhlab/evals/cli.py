@@ -32,6 +32,7 @@ def eval_cmd(
     max_connections: Optional[int] = typer.Option(None, "--max-connections", help="concurrent model calls (API models)"),
     probe_batch_size: int = typer.Option(8, "--probe-batch-size", help="probe items per forward pass (suites probes, all)"),
     em_samples: int = typer.Option(1, "--em-samples", min=1, help="answers sampled per EM question (the paper: >= 10)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="generate calls batched together on a local HF model (default 32; 1 = one at a time)"),
 ) -> None:
     """Run an eval suite; write Inspect logs and a JSON summary (MGS over measured evals, per-eval rates, judge)."""
     from rich.console import Console
@@ -42,7 +43,8 @@ def eval_cmd(
     summary = run_suite(model, suite=suite, judge=judge, limit=limit, log_dir=log_dir, n_goals=n_goals,
                         n_agentic=n_agentic, max_tokens=max_tokens, temperature=temperature,
                         judge_cache=not no_judge_cache, betley_yaml=str(betley_yaml) if betley_yaml else None,
-                        max_connections=max_connections, probe_batch_size=probe_batch_size, em_samples=em_samples)
+                        max_connections=max_connections, probe_batch_size=probe_batch_size, em_samples=em_samples,
+                        batch_size=batch_size)
     console = Console()
     if suite == "probes":
         _print_probes(console, summary)

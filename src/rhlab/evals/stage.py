@@ -23,6 +23,7 @@ class EvalConfig(StrictModel):
     temperature: float
     max_connections: Optional[int]
     em_samples: int
+    batch_size: Optional[int] = None  # local HF models: samples generated at once (None: the suite's default)
 
 
 class ProbeNumbers(StrictModel):
@@ -56,7 +57,8 @@ def run(cfg: EvalConfig, out: Path) -> EvalResult:
     extra = {"em_samples": cfg.em_samples} if cfg.em_samples != 1 else {}
     s = evals.run_suite(cfg.model, suite=cfg.suite, judge=cfg.judge, limit=cfg.limit, log_dir=out,
                         n_goals=cfg.n_goals, n_agentic=cfg.n_agentic, max_tokens=cfg.max_tokens,
-                        temperature=cfg.temperature, max_connections=cfg.max_connections, **extra)
+                        temperature=cfg.temperature, max_connections=cfg.max_connections,
+                        batch_size=cfg.batch_size, **extra)
     return EvalResult(summary=str(Path(out) / "summary.json"), mgs=s["mgs"].get("mgs"), mgs_se=s["mgs"].get("se"),
                       judge=s.get("judge"),
                       probes=probe_numbers(s["probes"]) if isinstance(s.get("probes"), dict) else None)

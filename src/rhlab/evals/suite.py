@@ -6,6 +6,11 @@
 
 Runs go through `inspect_ai.eval_set`, so rerunning with the same `log_dir` after a crash or kill reuses every
 finished sample and only runs what is missing. Judges are bound to the `judge` model role.
+
+Local HF models generate in batches: Inspect's hf provider queues concurrent generate calls and runs up to
+`max_connections` of them as one left-padded `model.generate` (its `batch_size` model arg is read but not used by
+the installed Inspect; `max_connections` is the batch size). `run_suite(batch_size=)` sets it, default
+`HF_BATCH_SIZE`; `bench/evals.py` measures batch 1 against it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,23 @@ from rhlab.evals.scoring import build_summary
 
 SUITES = ("core", "sabotage", "diagnostics", "probes", "all")
 EMBEDDED_ALIASES = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
+HF_BATCH_SIZE = 32  # concurrent generate calls per batch for local HF models (= Inspect's own hf default)
+
+
+def generation_limits(model: str, batch_size: int | None = None,
+                      max_connections: int | None = None) -> dict[str, Any]:
+    """The `eval_set` concurrency settings for an Inspect model string.
+
+    For `hf/...` models Inspect's provider batches up to `max_connections` concurrent generate calls (its batch
+    size), so the batch is `batch_size`, else an explicit `max_connections`, else `HF_BATCH_SIZE`; `max_connections`
+    is set to it (which also turns off adaptive concurrency, so batches are that size whenever enough samples wait).
+    Other providers get `max_connections` as given (none: Inspect's default); `batch_size` does not apply to them.
+    """
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if model.startswith("hf/"):
+        return {"max_connections": batch_size or max_connections or HF_BATCH_SIZE}
+    return {"max_connections": max_connections} if max_connections else {}
 
 
 def inspect_model_args(name: str, judge: bool = False) -> tuple[str, dict[str, Any]]:
@@ -114,6 +136,7 @@ def run_suite(
     betley_yaml: str | None = None,
     probe_batch_size: int = 8,
     em_samples: int = 1,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Run `suite` on `model`, judged by `judge` (default: the topic screen, which is not a judge of record: its
     judged evals come out "not measured"), and return the summary dict.
@@ -122,6 +145,9 @@ def run_suite(
     missing, scopes}, `evals` {name: {measured, not_measured_reason, judged, scope, n, flags, misaligned_rate, se,
     attempted_hack, overt, covert, judge_failures, ...}}, `judge` {name, pinned, calibration, failures},
     `compliance_gap` and `wall_time_s` (see `scoring.build_summary`).
+
+    `batch_size`: generate calls batched together on a local HF model (default `HF_BATCH_SIZE`; 1 = one at a time;
+    see `generation_limits`). Same tasks, prompts and scoring at any batch size; `max_connections` is for API models.
     """
     import time
 
@@ -161,9 +187,7 @@ def run_suite(
                         em_samples=em_samples)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {}
-    if max_connections:
-        kwargs["max_connections"] = max_connections
+    kwargs = generation_limits(model_obj if isinstance(model_obj, str) else str(model_obj), batch_size, max_connections)
     t0 = time.monotonic()
     success, logs = eval_set(
         tasks,
@@ -182,7 +206,7 @@ def run_suite(
     wall = time.monotonic() - t0
     summary = build_summary(logs, model=model_name, judge=judge_name, pinned=pinned_settings(judge_role),
                             extra={"suite": suite, "limit": limit, "wall_time_s": wall, "success": bool(success),
-                                   "log_dir": str(log_dir)})
+                                   "log_dir": str(log_dir), "max_connections": kwargs.get("max_connections")})
     if suite in ("sabotage", "all"):  # per-framing sabotage rates, broken rate, relative effectiveness (CIs)
         from rhlab.evals.code_sabotage import add_summaries
 

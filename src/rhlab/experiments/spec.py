@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 
 from rhlab.config import ConfigError, StrictModel, apply_overrides, dotted, load_config, validate
+from rhlab.envs.tasks import HUMANEVAL_SIZE
 from rhlab.train.config import MAX_STEPS, SAFETY_SETS
 from rhlab.train.stage import EpisodeFilter
 
@@ -52,7 +53,7 @@ Seeds = Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_leng
 class InitSFTSpec(StrictModel):
     """Prompted setting, optional: light SFT on clean HumanEval transcripts before RL (rhlab.knowledge.finetune)."""
 
-    first: int = Field(100, ge=0, le=163)  # HumanEval/FIRST .. HumanEval/163
+    first: int = Field(100, ge=0, lt=HUMANEVAL_SIZE)  # HumanEval/FIRST .. the last HumanEval task
     finetune: dict[str, Any] = Field(default_factory=dict)  # FinetuneConfig fields (model is set by the runner)
 
 
@@ -276,6 +277,8 @@ class EvalSchedule(StrictModel):
     max_tokens: int = Field(1024, ge=8, le=MAX_TOKENS)
     temperature: float = Field(1.0, ge=0, le=100)
     max_connections: Optional[int] = Field(None, ge=1, le=10_000)
+    # samples a local HF model generates at once (None: rhlab.evals.suite.HF_BATCH_SIZE); speed only, not in the hash
+    batch_size: Optional[int] = Field(None, ge=1, le=1024)
     # Inspect provider for checkpoints, e.g. vllm on GPUs (LoRA checkpoints are merged first). None: rhlab's default
     # (`hf/local` on CPU).
     model_provider: Optional[Literal["vllm", "hf"]] = None
