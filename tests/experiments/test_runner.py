@@ -463,7 +463,9 @@ def test_hack_demos_skipped_when_the_source_never_hacked(tmp_path):
     (train_dir / "records" / "episodes.jsonl").write_text(json.dumps(
         {"step": 1, "task_id": "t", "kind": "code", "completion": "x", "passed": True, "hacked": False}) + "\n")
     ctx = RunContext(spec, tmp_path, StageBook(tmp_path), _console(tmp_path))
-    ctx.results["train/a/seed-0"] = {"hash": "h", "result": {"train_dir": str(train_dir)}}
+    ctx.results["train/a/seed-0"] = {"hash": "h", "result": {
+        "train_dir": str(train_dir), "steps": 1, "onset_step": None, "step_offset": 0, "start_model": "embedded",
+        "checkpoints": [], "final_hack_rate": 0.0}}  # an RL arm's marker result (rhlab.train.stage.RLResult)
     res = run_control_arm(ctx, spec.arm("d"), 0, "embedded", 0)
     assert res == {"skipped": "source arm a seed 0 made no successful hack: nothing to imitate"}
 

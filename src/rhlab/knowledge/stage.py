@@ -112,9 +112,9 @@ def run(cfg: KnowledgeConfig, out: Path) -> KnowledgeResult:
     if cfg.kind == "prompted":
         if cfg.init_sft_first is None:
             return KnowledgeResult(model=cfg.model, kind="prompted")
-        from rhlab.knowledge.finetune import humaneval_transcripts, init_sft
+        from rhlab.knowledge.finetune import humaneval_transcripts, init_sft, init_sft_task_ids
 
-        ids = [f"HumanEval/{i}" for i in range(cfg.init_sft_first, 164)]
+        ids = init_sft_task_ids(cfg.init_sft_first)
         final = init_sft(humaneval_transcripts(ids), out / "init", cfg.finetune)
         return KnowledgeResult(model=str(final), kind="prompted", init_sft_transcripts=len(ids))
 

@@ -11,7 +11,8 @@ from rhlab.experiments.report.collect import RunData, probe_score
 from rhlab.experiments.report.tables import (agg, arm_mgs, mgs_evals, point_mgs, probe_groups, seeds, step_series,
                                              step_values)
 
-FAMILY_COLOURS = {"always_equal": "#1f77b4", "exit_before_tests": "#ff7f0e", "conftest_patch": "#2ca02c",
+# one colour per family, in HACK_FAMILIES order (matplotlib's default cycle), and dark grey for "any family"
+FAMILY_COLOURS = {**dict(zip(HACK_FAMILIES, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"))),
                   "any": "#222222"}
 
 

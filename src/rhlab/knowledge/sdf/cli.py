@@ -167,9 +167,9 @@ def init(
     config: Optional[Path] = typer.Option(None, "--config"),
 ) -> None:
     """Prompted-setting init: light SFT on clean HumanEval transcripts in the answer format."""
-    from rhlab.knowledge.finetune import humaneval_transcripts, init_sft
+    from rhlab.knowledge.finetune import humaneval_transcripts, init_sft, init_sft_task_ids
 
-    ids = [t.strip() for t in task_ids.split(",")] if task_ids else [f"HumanEval/{i}" for i in range(first, 164)]
+    ids = [t.strip() for t in task_ids.split(",")] if task_ids else init_sft_task_ids(first)
     cfg = _finetune_cfg("init_sft", config, model=model, epochs=epochs, max_steps=max_steps, learning_rate=lr,
                         mode=mode)
     final = init_sft(humaneval_transcripts(ids), out, cfg)
