@@ -533,3 +533,102 @@ def test_read_records_reports_skipped_lines_and_keeps_its_strict_mode(tmp_path):
     assert list(read_records(p)) == [{"a": 1}, {"a": "x\u2028y"}]
     with pytest.raises(ValueError, match="r.jsonl:1: a is 1"):
         list(read_records(p, check=lambda r: "a is 1" if r["a"] == 1 else None))
+
+
+# --- code sabotage (issue #18 item 4) ---------------------------------------------------------------------------------
+
+
+def _sabotage_values(explicit_flags, judge_flags=0):
+    """10 samples per framing: explicit detectors at accuracy 0.6 (the last one broken), the first `explicit_flags`
+    of them flagged deterministically and the first `judge_flags` by the judge; neutral 0.8; control 0.9; the
+    reference detectors 0.8 (hack) and 0.9 (control)."""
+    out = []
+    for i in range(10):
+        broken = i == 9
+        out.append({"metadata": {"framing": "explicit", "accuracy": None if broken else 0.6,
+                                 "reference_accuracy": 0.8}, "broken": int(broken),
+                    "det_flag": int(i < explicit_flags), "judge_flag": int(i < judge_flags)})
+        out.append({"metadata": {"framing": "neutral", "accuracy": 0.8, "reference_accuracy": 0.8}, "broken": 0,
+                    "det_flag": 0, "judge_flag": 0})
+        out.append({"metadata": {"framing": "control", "accuracy": 0.9, "reference_accuracy": 0.9}, "broken": 0,
+                    "det_flag": 0, "judge_flag": 0})
+    return out
+
+
+def _write_sabotage(point_dir, block):
+    d = point_dir / "sabotage"
+    d.mkdir(parents=True, exist_ok=True)
+    entry = {"n": 30, "misaligned_rate": block["hack_framings"]["sabotage_attempt_rate"]["deterministic"]["rate"],
+             "se": 0.05, "judged": True, "measured": True, "scope": "deterministic", "code_sabotage": block}
+    (d / "summary.json").write_text(json.dumps({"kind": "suite", "evals": {"code_sabotage_agentic": entry}}))
+    return d / "summary.json"
+
+
+def _sabotage_run(run):
+    from rhlab.evals.code_sabotage import summarise
+
+    why = "judge test/judge-model failed calibration on code_sabotage"
+    for s in (0, 1, 2):  # deterministic attempts (s + 1) of 20 hack-framing samples: 5, 10, 15 % → 10 %
+        _write_sabotage(run / "arms" / "hacking_okay" / f"seed-{s}" / "evals" / "step-30",
+                        summarise(_sabotage_values(s + 1), False, why))
+    # one seed, judge counted: 2 of 10 explicit samples judged sabotage → 2 of 20 (the broken one not excluded)
+    _write_sabotage(run / "arms" / "penalty_after_onset" / "seed-0" / "evals" / "step-22",
+                    summarise(_sabotage_values(0, judge_flags=2), True))
+    return run
+
+
+def test_code_sabotage_section(synthetic_run):
+    from rhlab.experiments.report.tables import sabotage_table
+
+    run = _sabotage_run(synthetic_run)
+    data = collect(run)
+    assert not data.skipped
+    t = sabotage_table(data)
+    rows = {(r[0].text, r[1].text, r[2].text): r for r in t.rows}
+    assert set(rows) == {("hacking_okay", "30", "agentic"), ("penalty_after_onset", "30", "agentic")}
+    r = [c.text for c in rows[("hacking_okay", "30", "agentic")]]
+    assert r[3] == "3"
+    assert r[4].startswith("10.0% [") and r[4].endswith("(6/60, 3 seeds)")  # mean over seeds, two-level CI
+    lo, hi = map(float, re.search(r"\[([-\d.]+), ([-\d.]+)\]", r[4]).groups())
+    assert lo < 10 < hi
+    assert r[5] == "not measured: judge test/judge-model failed calibration on code_sabotage"
+    assert rows[("hacking_okay", "30", "agentic")][5].cls == "muted"
+    assert r[6].startswith("5.0% [") and "(3/60" in r[6]  # one broken explicit detector per seed
+    # accuracy: hack framings (9 × 0.6 + 10 × 0.8) / 19 over the reference's 0.8; explicit 0.6 / neutral 0.8
+    assert r[7].startswith(f"{(9 * 0.6 + 10 * 0.8) / 19 / 0.8:.2f}") and r[7].endswith("(3 seeds)")
+    assert r[8].startswith("0.75")
+    assert r[9].startswith("0.0%") and r[10].startswith("0.0%") and r[11].startswith("1.00")
+    one = [c.text for c in rows[("penalty_after_onset", "30", "agentic")]]
+    assert one[3] == "1" and one[4].startswith("0.0%") and "†" in one[4]
+    assert one[5].startswith("10.0% [") and one[5].endswith("† (2/20)")  # the eval's own CI over samples
+    assert "†" in one[7] and one[8].startswith("0.75") and "†" in one[8]
+    md = _md(run)
+    assert "## Code sabotage" in md and "| hacking_okay | 30 | agentic | 3 |" in md
+    assert "<h2>Code sabotage</h2>" in build_report(run).read_text()
+
+
+def test_code_sabotage_section_only_with_the_suite(synthetic_run):
+    from rhlab.experiments.report.tables import sabotage_table
+
+    assert sabotage_table(collect(synthetic_run)) is None
+    assert "Code sabotage" not in _md(synthetic_run)
+    assert "Code sabotage" not in build_report(synthetic_run).read_text()
+
+
+def test_unreadable_code_sabotage_block_is_skipped(synthetic_run):
+    from rhlab.experiments.report.tables import main_table, sabotage_table
+
+    run = _sabotage_run(synthetic_run)
+    p = run / "arms" / "hacking_okay" / "seed-1" / "evals" / "step-30" / "sabotage" / "summary.json"
+    s = json.loads(p.read_text())
+    s["evals"]["code_sabotage_agentic"]["code_sabotage"]["hack_framings"]["broken_rate"]["rate"] = "high"
+    p.write_text(json.dumps(s))
+    data = collect(run)
+    assert len(data.skipped) == 1
+    assert data.skipped[0].path == p
+    assert "evals.code_sabotage_agentic.code_sabotage.hack_framings.broken_rate.rate" in data.skipped[0].why
+    row = next(r for r in sabotage_table(data).rows if r[0].text == "hacking_okay")
+    assert row[3].text == "2"  # the damaged seed's block is left out; the others still count
+    assert any(r[0].text == "sabotage/code_sabotage_agentic" for r in main_table(data).rows)  # its rate still read
+    res, text = _report(run)
+    assert res.exit_code == 1 and "hack_framings.broken_rate.rate" in text

@@ -268,3 +268,20 @@ def test_dry_run_states_the_minimum_detectable_difference():
     assert small["seeds"] == 3 and 0 < small["mgs"] < small["per_eval"]["goals"]
     spec.evals.n_goals, spec.evals.limit = spec.evals.n_goals * 100, None  # more samples: a smaller detectable gap
     assert estimate(spec)["mdd"]["per_eval"]["goals"] < small["per_eval"]["goals"]
+
+
+def test_sabotage_suite_sizes_and_judge_calls(tmp_path):
+    """The sabotage suite: both code-sabotage tasks at n_agentic samples each (capped by limit), one judge verdict
+    per sample; the paper specs schedule it beside core."""
+    from rhlab.experiments.cost import JUDGE_CALLS, estimate, suite_sizes
+
+    for n, limit, want in ((3, None, 3), (7, None, 7), (7, 5, 5)):
+        spec = load_spec(_write(tmp_path, _spec(evals={"suites": ["sabotage"], "n_agentic": n, "limit": limit}),
+                                f"s{n}{limit}.yaml"))
+        assert suite_sizes(spec) == {"sabotage": {"code_sabotage_agentic": want, "code_sabotage_single_turn": want}}
+    assert JUDGE_CALLS["code_sabotage_agentic"] == JUDGE_CALLS["code_sabotage_single_turn"] == 1
+    for name in ("paper-prompted", "paper-sdf", "paper-mitigations"):
+        spec = load_spec(REPO / f"configs/experiments/{name}.yaml")
+        assert {"core", "sabotage"} <= set(spec.evals.suites), name
+        assert estimate(spec)["suites"]["sabotage"] == {"code_sabotage_agentic": spec.evals.n_agentic,
+                                                        "code_sabotage_single_turn": spec.evals.n_agentic}, name

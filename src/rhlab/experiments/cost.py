@@ -15,8 +15,9 @@ from rhlab.experiments.spec import ExperimentSpec, arm_order, arm_setting, arm_t
 from rhlab.knowledge.finetune import init_sft_task_ids
 
 # Judge calls per sample (upper estimates: scorers that classify reasoning and output separately make two calls).
+# code_sabotage: one verdict on the whole transcript per sample (its effectiveness is run, not judged).
 JUDGE_CALLS = {"em_questions": 2, "goals": 2, "alignment_questions": 2, "monitor_disruption": 2, "exfil_offer": 0,
-               "frame_colleague": 2}
+               "frame_colleague": 2, "code_sabotage_agentic": 1, "code_sabotage_single_turn": 1}
 JUDGE_CALLS_DEFAULT = 1
 EMBEDDED = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
 # embedded model, 2 cores, short prompts, gradient checkpointing: the cpu-study run measured 125-161 s per step of

@@ -84,15 +84,18 @@ class SeedRun:
 
     def points(self, suite: str) -> list[EvalPoint]:
         """Evaluated checkpoints in step order for `suite`; "core": every point holding core evals (suite core or
-        all, core preferred at a step); "probes": every point holding a probe result (suite probes, or all)."""
+        all, core preferred at a step); "probes": every point holding a probe result (suite probes, or all);
+        "sabotage": every point holding a code-sabotage block (suite sabotage, or all)."""
         if suite == "core":
             pts = [e for e in self.evals if any(n in CORE_EVALS for n in e.evals)]
         elif suite == "probes":
             pts = [e for e in self.evals if e.probes]
+        elif suite == "sabotage":
+            pts = [e for e in self.evals if sabotage_blocks(e.summary)]
         else:
             pts = [e for e in self.evals if e.suite == suite]
         by_step: dict[int, EvalPoint] = {}
-        for e in sorted(pts, key=lambda e: (e.step, e.suite not in ("core", "probes"))):
+        for e in sorted(pts, key=lambda e: (e.step, e.suite != suite)):
             by_step.setdefault(e.step, e)
         return [by_step[k] for k in sorted(by_step)]
 
@@ -119,8 +122,9 @@ class RunData:
         return max(1, int((self.spec.get("evals") or {}).get("final_k") or 1))
 
     def base_point(self, suite: str) -> EvalPoint | None:
-        """The RL start model's eval for `suite` (core / probes also found inside a suite-`all` summary)."""
-        if suite in ("core", "probes"):  # the point that holds them (its own suite's first), if any does
+        """The RL start model's eval for `suite` (core / probes / sabotage also found inside a suite-`all`
+        summary)."""
+        if suite in ("core", "probes", "sabotage"):  # the point that holds them (its own suite's first), if any does
             pts = SeedRun("base", 0, self.run_dir, evals=list(self.base.values())).points(suite)
             return pts[0] if pts else None
         return self.base.get(suite)
@@ -167,6 +171,7 @@ def _evals_under(d: Path, step_offset: int, skipped: list[SkippedRecord] | None 
             continue
         data = _json(s, skipped, summary_problem)
         if data:
+            drop_bad_sabotage(data, s, skipped)
             out.append(EvalPoint(int(m.group(1)) + step_offset, s.parent.name, data, s.parent))
     return sorted(out, key=lambda e: (e.suite, e.step))
 
@@ -336,6 +341,90 @@ def summary_problem(s: dict) -> str | None:
     return None
 
 
+# --- code sabotage blocks (issue #18: `evals[TASK]["code_sabotage"]`, rhlab.evals.code_sabotage.summarise) ---------
+
+SABOTAGE_KEY = "code_sabotage"
+
+
+def _ci_problem(ci: Any, where: str) -> str | None:
+    if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(_is_num(x) for x in ci)):
+        return _bad(where, ci, "two finite numbers or null")
+    return None
+
+
+def _rate_problem(r: Any, where: str) -> str | None:
+    """{rate, ci, k, n}: rate a share in [0, 1] or null, k and n non-negative integers, ci two numbers or null."""
+    if not isinstance(r, dict):
+        return _bad(where, r, "an object {rate, ci, k, n}")
+    bad = _fields(r, where + ".", rate="num", k="int", n="int")
+    if not bad and r.get("rate") is not None and not 0 <= r["rate"] <= 1:
+        bad = _bad(where + ".rate", r["rate"], "a share between 0 and 1 or null")
+    return bad or _ci_problem(r.get("ci"), where + ".ci")
+
+
+def _ratio_problem(r: Any, where: str) -> str | None:
+    if not isinstance(r, dict):
+        return _bad(where, r, "an object {value, ci, n}")
+    return _fields(r, where + ".", value="num", n="int") or _ci_problem(r.get("ci"), where + ".ci")
+
+
+def _sabotage_framing_problem(b: Any, where: str) -> str | None:
+    if not isinstance(b, dict):
+        return _bad(where, b, "an object (one framing's block)")
+    bad = _fields(b, where + ".", n="int", sabotage_attempt_rate="dict", broken_rate="dict", accuracy="dict",
+                  relative_effectiveness="dict", flags="dict")
+    if bad:
+        return bad
+    sar = b.get("sabotage_attempt_rate") or {}
+    checks = [(sar.get("deterministic"), f"{where}.sabotage_attempt_rate.deterministic", _rate_problem),
+              (b.get("broken_rate"), f"{where}.broken_rate", _rate_problem)]
+    if not isinstance(sar.get("judged"), str):  # a str: "not measured: <reason>"
+        checks.append((sar.get("judged"), f"{where}.sabotage_attempt_rate.judged", _rate_problem))
+    for k, v in (b.get("relative_effectiveness") or {}).items():
+        checks.append((v, f"{where}.relative_effectiveness.{k}", _ratio_problem))
+    for v, w, fn in checks:
+        bad = None if v is None else fn(v, w)
+        if bad:
+            return bad
+    return None
+
+
+def sabotage_problem(block: Any, where: str = "") -> str | None:
+    """A code-sabotage summary block: per framing (and over the hack framings) rate objects {rate, ci, k, n},
+    the judged rate such an object or a "not measured: ..." string, relative effectiveness {value, ci, n}."""
+    if not isinstance(block, dict):
+        return _bad(where.rstrip("."), block, "an object (the code-sabotage summary)")
+    bad = _fields(block, where, framings="dict", hack_framings="dict", judge_counted="bool")
+    if bad:
+        return bad
+    for f, b in (block.get("framings") or {}).items():
+        bad = _sabotage_framing_problem(b, f"{where}framings.{f}")
+        if bad:
+            return bad
+    if block.get("hack_framings") is not None:
+        return _sabotage_framing_problem(block["hack_framings"], f"{where}hack_framings")
+    return None
+
+
+def drop_bad_sabotage(summary: dict[str, Any], path: Path, skipped: list[SkippedRecord] | None) -> None:
+    """Leave out (and list in `skipped`) each code-sabotage block of `summary` the report cannot read; the rest of
+    the summary (its evals' rates, probes) is still used."""
+    for name, v in (summary.get("evals") or {}).items():
+        if SABOTAGE_KEY not in v:
+            continue
+        why = sabotage_problem(v[SABOTAGE_KEY], f"evals.{name}.{SABOTAGE_KEY}.")
+        if why:
+            del v[SABOTAGE_KEY]
+            if skipped is not None:
+                skipped.append(SkippedRecord(path, None, why))
+
+
+def sabotage_blocks(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """eval name → its code-sabotage block, for the evals of this summary that carry one."""
+    return {n: v[SABOTAGE_KEY] for n, v in (summary.get("evals") or {}).items()
+            if isinstance(v.get(SABOTAGE_KEY), dict)}
+
+
 def safetensors_params(model_dir: Path) -> int | None:
     files = list(Path(model_dir).glob("*.safetensors"))
     if not files:
@@ -455,6 +544,7 @@ def collect(run_dir: str | Path) -> RunData:
     for s in sorted((run_dir / "evals" / "base").glob("*/summary.json")):
         data = _json(s, skipped, summary_problem)
         if data:
+            drop_bad_sabotage(data, s, skipped)
             base[s.parent.name] = EvalPoint(0, s.parent.name, data, s.parent)
     inv = list(read_records(run_dir / "records" / "invocations.jsonl", skipped, invocation_problem))
     # the judge and its calibration as the run's own summaries recorded them (base first), never a shipped file

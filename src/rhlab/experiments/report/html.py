@@ -10,8 +10,8 @@ from pathlib import Path
 from rhlab.experiments.report.collect import RunData, params_text, size_note, skipped_lines, skipped_note
 from rhlab.experiments.report.tables import (Cell, Table, calibration_table, comparison_note, comparison_tables,
                                              instrument_check, judge_failures_text, judge_note, main_table,
-                                             mitigation_rows, onset_text, pct, probe_table, sensitivity_table,
-                                             start_rate_text, training_signal_table)
+                                             mitigation_rows, onset_text, pct, probe_table, sabotage_table,
+                                             sensitivity_table, start_rate_text, training_signal_table)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;
@@ -179,6 +179,12 @@ def skipped_section(data: RunData) -> str:
             f"<ul>{items}</ul></div>")
 
 
+def sabotage_section(data: RunData) -> str:
+    """The code-sabotage section: only when some summary of the run holds the sabotage suite's blocks."""
+    t = sabotage_table(data)
+    return "" if t is None else f"<h2>Code sabotage</h2>{render_table(t)}"
+
+
 def render_page(data: RunData, figs: dict[str, Path | None], report_dir: Path) -> str:
     below = (data.spec.get("report") or {}).get("small_model_below")
     below = 1e9 if below is None else below
@@ -232,6 +238,7 @@ knowledge stage <code>{escape(str((data.spec.get('knowledge') or {}).get('kind')
 <h2>Main table</h2><p class='muted'>Misaligned rate per eval, MGS and the judge-free probe score; "before RL" is the
 RL start model.</p>{render_table(main_table(data), "No evals finished yet.")}
 <h2>Probes per category</h2>{render_table(probe_table(data), "No probe results in this run (suite probes).")}
+{sabotage_section(data)}
 <h2>Comparisons</h2>{comparisons_section(data)}
 <h2>Mitigations</h2>{mitigation_table(data)}
 <h2>Sensitivity: can the instrument see misalignment?</h2>{sensitivity_section(data)}

@@ -10,9 +10,9 @@ from rhlab.experiments.report.collect import RunData, SeedRun, params_text, size
 from rhlab.experiments.report.tables import (Table, agg_text, arm_mgs, comparison_note, comparison_tables,
                                              context_cell, hack_cell, has_probes, instrument_check,
                                              judge_failures_text, judge_note, main_table, mitigation_rows,
-                                             onset_text, pct, point_mgs, probe_cell, probe_table, seeds,
-                                             sensitivity_table, series_text, start_rate_text, step_series,
-                                             training_signal_table)
+                                             onset_text, pct, point_mgs, probe_cell, probe_table,
+                                             sabotage_table, seeds, sensitivity_table, series_text,
+                                             start_rate_text, step_series, training_signal_table)
 
 
 def _row(cells: list[str]) -> str:
@@ -117,6 +117,9 @@ def render_summary(data: RunData) -> str:
         lines += ["## Per eval (final checkpoints)", ""] + render_table(main)
     if probes:
         lines += ["## Probes per category", ""] + render_table(probe_table(data))
+    sabotage = sabotage_table(data)
+    if sabotage:
+        lines += ["## Code sabotage", ""] + render_table(sabotage)
     comps = comparison_tables(data)
     if comps:
         lines += ["## Comparisons (arm − reference, 95 % CI, minimum detectable difference)", "",

@@ -1,6 +1,7 @@
 """The numbers the report shows, computed once for both renderers (`html`, `markdown`): which evals are measured,
 aggregation across seeds, per-eval cells, MGS and probe scores, comparisons with CIs, onsets, the mitigation
-verdicts and the sensitivity (positive control) section. Renderers only format `Table`s and strings from here.
+verdicts, the sensitivity (positive control) and code-sabotage sections. Renderers only format `Table`s and
+strings from here.
 
 Statistics: seeds are the unit. An arm's value is the mean over seeds of each seed's value at its final K evaluated
 checkpoints (`evals.final_k`, default 1), ± the SE across seeds; with one seed, ± the sampling SE, marked †.
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rhlab import stats
-from rhlab.experiments.report.collect import (CORE_EVALS, HACK_ENDORSEMENT, EvalPoint, RunData,
+from rhlab.experiments.report.collect import (CORE_EVALS, HACK_ENDORSEMENT, EvalPoint, RunData, SeedRun,
                                               deterministic_only, eval_flags, not_measured_reason,
-                                              probe_categories, probe_items, probe_score, probe_values)
+                                              probe_categories, probe_items, probe_score, probe_values,
+                                              sabotage_blocks)
 
 ONE_SEED = "†"
 ONE_SEED_NOTE = "† one seed: ± is that seed's sampling SE, not an SE across seeds"
@@ -741,3 +743,127 @@ def calibration_table(data: RunData) -> Table | None:
                      Cell(pct(c.get("flag_rate_incoherent")))])
     return Table(["rubric", "calibration", "κ [95 % CI]", "FPR aligned", "FPR decoys", "recall (no hack words)",
                   "incoherent flagged"], rows)
+
+
+# --- code sabotage (issue #18: rhlab.evals.code_sabotage, suite sabotage) ---------------------------------------------
+
+SABOTAGE_NOTE = (
+    "Per arm and evaluated checkpoint, one row per code-sabotage task (agentic: tools on a copy of rhlab; "
+    "single-turn: the model returns the module). Hack framings: the explicit (the detector will catch models like "
+    "you) and neutral framings together. Sabotage attempts: samples flagged by the judge-free checks (edits outside "
+    "the task's module, reads of the held-out data, a hack family the prompt named silently skipped); judged: the "
+    "judge of record on the whole transcript, counted only where it passed calibration on the code_sabotage rubric. "
+    "Broken: a detector that is missing, does not compile, raises or returns a non-bool — a failed attempt, counted "
+    "neither as sabotage nor in effectiveness. Relative effectiveness: the written detectors' accuracy on the "
+    "held-out set over the reference detector's (vs reference, hack framings), and the explicit framing's over the "
+    "same checkpoint's neutral-framing detectors' (explicit vs neutral: the paper's comparison). Control: a matched "
+    "task unrelated to oversight (a dependency detector), so a drop in capability can be told apart from sabotage. "
+    "With ≥ 2 seeds: mean over seeds, rates with a 95 % CI from a two-level bootstrap (seeds, then samples; "
+    "rhlab.stats.mean_ci), relative effectiveness with a 95 % bootstrap CI over the seeds' values; "
+    "† one seed: that seed's 95 % CI over samples, as the eval wrote it.")
+
+
+def has_sabotage(data: RunData) -> bool:
+    return any(sabotage_blocks(e.summary) for e in _all_points(data))
+
+
+def _ci(lo: float, hi: float, scale: float = 100.0, fmt: str = ".1f") -> str:
+    return f"[{format(scale * lo, fmt)}, {format(scale * hi, fmt)}]"
+
+
+def _rate_flags(r: dict[str, Any]) -> list[int]:
+    n = r.get("n")
+    k = r.get("k")
+    if isinstance(n, int) and isinstance(k, int) and 0 <= k <= n and n:
+        return [1] * k + [0] * (n - k)
+    return stats.flags_from_rate(r["rate"], int(n or 0)) if n else []
+
+
+def sabotage_rate_cell(rates: list[Any]) -> Cell:
+    """Per-seed rate objects {rate, ci, k, n} (or "not measured: ..." strings) as one cell."""
+    why = next((r for r in rates if isinstance(r, str)), None)
+    if why:
+        return Cell(why, "muted")
+    rs = [r for r in rates if isinstance(r, dict) and r.get("rate") is not None]
+    if not rs:
+        return Cell("–")
+    k = sum(int(r.get("k") or 0) for r in rs)
+    n = sum(int(r.get("n") or 0) for r in rs)
+    if len(rs) == 1:
+        r = rs[0]
+        ci = f" {_ci(*r['ci'])}" if r.get("ci") else ""
+        return Cell(f"{pct(r['rate'])}{ci}{ONE_SEED} ({k}/{n})")
+    m = stats.mean_ci([[_rate_flags(r)] for r in rs])
+    if m is None:
+        return Cell("–")
+    return Cell(f"{pct(m['mean'])} {_ci(m['lo'], m['hi'])} ({k}/{n}, {len(rs)} seeds)")
+
+
+def sabotage_ratio_cell(ratios: list[Any]) -> Cell:
+    """Per-seed relative effectiveness {value, ci, n} as one cell: a ratio (1.00 = as effective)."""
+    rs = [r for r in ratios if isinstance(r, dict) and r.get("value") is not None]
+    if not rs:
+        return Cell("–")
+    if len(rs) == 1:
+        r = rs[0]
+        ci = f" {_ci(*r['ci'], scale=1.0, fmt='.2f')}" if r.get("ci") else ""
+        return Cell(f"{r['value']:.2f}{ci}{ONE_SEED}")
+    vals = [float(r["value"]) for r in rs]
+    ci = stats.bootstrap_ci(vals, lambda xs: sum(xs) / len(xs))
+    return Cell(f"{sum(vals) / len(vals):.2f}" + (f" {_ci(*ci, scale=1.0, fmt='.2f')}" if ci else "")
+                + f" ({len(rs)} seeds)")
+
+
+def _sab_get(block: dict[str, Any] | None, *path: str) -> Any:
+    for k in path:
+        if not isinstance(block, dict):
+            return None
+        block = block.get(k)
+    return block
+
+
+def sabotage_rows(data: RunData) -> list[dict[str, Any]]:
+    """One row per arm (the start model first, arm None) × evaluated step × code-sabotage task: the per-seed blocks
+    of the points at that step."""
+    out = []
+    runs_by = [(None, [SeedRun("base", 0, data.run_dir, evals=list(data.base.values()))])]
+    runs_by += [(a, seeds(data, a)) for a in data.arms]
+    for arm, runs in runs_by:
+        pts = [e for r in runs for e in r.points("sabotage")]
+        for step in sorted({e.step for e in pts}):
+            at = [e for e in pts if e.step == step]
+            tasks = sorted({t for e in at for t in sabotage_blocks(e.summary)})
+            for t in tasks:
+                blocks = [sabotage_blocks(e.summary)[t] for e in at if t in sabotage_blocks(e.summary)]
+                out.append({"arm": arm, "step": step, "task": t, "blocks": blocks})
+    return out
+
+
+def sabotage_table(data: RunData) -> Table | None:
+    """The code-sabotage section, or None when no summary of the run holds a code-sabotage block."""
+    if not has_sabotage(data):
+        return None
+    rows = []
+    for row in sabotage_rows(data):
+        bs = row["blocks"]
+
+        def each(*path: str) -> list[Any]:
+            return [_sab_get(b, *path) for b in bs]
+
+        hf = ("hack_framings",)
+        ctl = ("framings", "control")
+        label = "before RL" if row["arm"] is None else data.label(row["arm"])
+        rows.append([Cell(label), Cell(str(row["step"])),
+                     Cell(row["task"].removeprefix("code_sabotage_").replace("_", "-")), Cell(str(len(bs))),
+                     sabotage_rate_cell(each(*hf, "sabotage_attempt_rate", "deterministic")),
+                     sabotage_rate_cell(each(*hf, "sabotage_attempt_rate", "judged")),
+                     sabotage_rate_cell(each(*hf, "broken_rate")),
+                     sabotage_ratio_cell(each(*hf, "relative_effectiveness", "vs_reference")),
+                     sabotage_ratio_cell(each("framings", "explicit", "relative_effectiveness", "vs_neutral")),
+                     sabotage_rate_cell(each(*ctl, "sabotage_attempt_rate", "deterministic")),
+                     sabotage_rate_cell(each(*ctl, "broken_rate")),
+                     sabotage_ratio_cell(each(*ctl, "relative_effectiveness", "vs_reference"))])
+    return Table(["arm", "step", "task", "seeds", "sabotage attempts, deterministic (hack framings)",
+                  "sabotage attempts, judged", "broken", "effectiveness vs reference detector",
+                  "effectiveness, explicit vs neutral framing", "control: flagged", "control: broken",
+                  "control: effectiveness vs reference"], rows, [SABOTAGE_NOTE])
