@@ -43,17 +43,28 @@ def test_shipped_prompted_specs_train_rl_on_other_tasks(tmp_path):
         init = spec.knowledge.init_sft or InitSFTSpec()  # as written, or switched on with its defaults
         sft_ids = _init_task_ids(init.first)
         final, ckpt = _fake_start_models(tmp_path / spec.name, sft_ids)
+        humaneval_arms = 0
         for arm in spec.arms:
             if arm.kind != "rl":
                 continue
             start = ckpt if arm.init_from else final
+            cfg = arm_train_config(spec, arm, arm.seeds[0], str(start))
+            if cfg.tasks.source != "humaneval":
+                # RL on other tasks (e.g. CodeContests from the hub): apart from the HumanEval init SFT by source
+                assert not cfg.tasks.source.lower().startswith("humaneval"), (path.name, arm.name)
+                checked += 1
+                continue
+            humaneval_arms += 1
             rl_ids = {t.id.lower() for t in select_tasks(arm_train_config(spec, arm, arm.seeds[0], str(start)))}
             assert rl_ids, (path.name, arm.name)
             assert not rl_ids & sft_ids, (path.name, arm.name, sorted(rl_ids & sft_ids)[:5])
             checked += 1
         # the same arms from a model without SFT provenance draw from all of HumanEval: the exclusion is what
         # keeps them apart, not the task settings
-        arm = next(a for a in spec.arms if a.kind == "rl")
+        if not humaneval_arms:
+            continue
+        arm = next(a for a in spec.arms if a.kind == "rl" and arm_train_config(
+            spec, a, a.seeds[0], "embedded").tasks.source == "humaneval")
         base = {t.id.lower() for t in select_tasks(arm_train_config(spec, arm, arm.seeds[0], "embedded"))}
         if len(base) == len(load_tasks("humaneval")):
             assert base & sft_ids
