@@ -1,5 +1,6 @@
 """Statistics every stage's numbers share: bootstrap SEs and CIs (plain and two-level: seeds, then samples), the
-minimum detectable difference and Cohen's κ (judge agreement). Seeds are the unit of replication; samples within a seed are not independent runs.
+minimum detectable difference, Cohen's κ (judge agreement) and exact binomial tails and Clopper-Pearson intervals
+(the onset rule). Seeds are the unit of replication; samples within a seed are not independent runs.
 
     from rhlab import stats
     stats.bootstrap_se([0.2, 0.4, 0.9])                       # SE of a mean by resampling items
@@ -227,3 +228,48 @@ def excludes_zero(ci: tuple[float, float] | dict | None) -> bool:
         return False
     lo, hi = (ci["lo"], ci["hi"]) if isinstance(ci, dict) else ci
     return lo > 0 or hi < 0
+
+
+# --- exact binomial arithmetic (the onset rule's start-rate interval and count threshold) ---------------------------
+
+
+def _log_pmf(n: int, p: float, k: int) -> float:
+    if p <= 0.0:
+        return 0.0 if k == 0 else -math.inf
+    if p >= 1.0:
+        return 0.0 if k == n else -math.inf
+    return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+            + k * math.log(p) + (n - k) * math.log1p(-p))
+
+
+def binom_sf(k: int, n: int, p: float) -> float:
+    """P(Binomial(n, p) >= k), exact (summed from whichever tail is shorter)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if k > n // 2:
+        return min(1.0, sum(math.exp(_log_pmf(n, p, i)) for i in range(k, n + 1)))
+    return max(0.0, 1.0 - sum(math.exp(_log_pmf(n, p, i)) for i in range(0, k)))
+
+
+def _bisect(f, lo: float, hi: float, iters: int = 80) -> float:
+    """The root of an increasing f on [lo, hi]."""
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        if f(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided interval of a binomial proportion (conservative: covers at least `level`)."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"clopper_pearson: need 0 <= successes <= n and n >= 1, got {successes}/{n}")
+    a = (1 - level) / 2
+    lo = 0.0 if successes == 0 else _bisect(lambda p: binom_sf(successes, n, p) - a, 0.0, 1.0)
+    # upper: P(X <= successes | p) = a, i.e. P(X >= successes + 1 | p) = 1 - a (increasing in p)
+    hi = 1.0 if successes == n else _bisect(lambda p: binom_sf(successes + 1, n, p) - (1 - a), 0.0, 1.0)
+    return lo, hi

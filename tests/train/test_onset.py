@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rhlab.train.onset import (OnsetRule, StartRate, binom_sf, clopper_pearson, count_threshold, make_rule,
-                               onset_step)
+from rhlab.stats import binom_sf, clopper_pearson
+from rhlab.train.onset import OnsetRule, StartRate, count_threshold, make_rule, onset_step
 
 STEPS = 20_000  # simulated untrained steps per setting
 

@@ -13,66 +13,20 @@ Two rules (docs/training.md, "Hack onset"):
            `onset_threshold` (0.02). With 16 completions per step one hack is 6.25 %, so a start model that hacks at
            all crosses it at step 1 by construction: the result says `rule: rate` so nobody reads that as an event.
 
-Pure arithmetic (no torch, no scipy): the binomial tails are summed exactly in log space.
+Pure arithmetic (no torch, no scipy): the binomial tails (rhlab.stats) are summed exactly in log space.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Any, Iterable, Literal, Optional
 
 from pydantic import Field, model_validator
 
 from rhlab.config import StrictModel
+from rhlab.stats import binom_sf, clopper_pearson
 
 ALPHA = 0.05  # per-step false-onset probability the count rule allows
-CI_LEVEL = 0.95  # the start rate's interval (two-sided Clopper-Pearson)
-
-
-# --- binomial arithmetic -------------------------------------------------------------------------------------------
-
-
-def _log_pmf(n: int, p: float, k: int) -> float:
-    if p <= 0.0:
-        return 0.0 if k == 0 else -math.inf
-    if p >= 1.0:
-        return 0.0 if k == n else -math.inf
-    return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-            + k * math.log(p) + (n - k) * math.log1p(-p))
-
-
-def binom_sf(k: int, n: int, p: float) -> float:
-    """P(Binomial(n, p) >= k), exact (summed from whichever tail is shorter)."""
-    if k <= 0:
-        return 1.0
-    if k > n:
-        return 0.0
-    if k > n // 2:
-        return min(1.0, sum(math.exp(_log_pmf(n, p, i)) for i in range(k, n + 1)))
-    return max(0.0, 1.0 - sum(math.exp(_log_pmf(n, p, i)) for i in range(0, k)))
-
-
-def _bisect(f, lo: float, hi: float, iters: int = 80) -> float:
-    """The root of an increasing f on [lo, hi]."""
-    for _ in range(iters):
-        mid = (lo + hi) / 2
-        if f(mid) < 0:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
-def clopper_pearson(successes: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
-    """Exact two-sided interval of a binomial proportion (conservative: covers at least `level`)."""
-    if n < 1 or not 0 <= successes <= n:
-        raise ValueError(f"clopper_pearson: need 0 <= successes <= n and n >= 1, got {successes}/{n}")
-    a = (1 - level) / 2
-    lo = 0.0 if successes == 0 else _bisect(lambda p: binom_sf(successes, n, p) - a, 0.0, 1.0)
-    # upper: P(X <= successes | p) = a, i.e. P(X >= successes + 1 | p) = 1 - a (increasing in p)
-    hi = 1.0 if successes == n else _bisect(lambda p: binom_sf(successes + 1, n, p) - (1 - a), 0.0, 1.0)
-    return lo, hi
 
 
 @lru_cache(maxsize=4096)
