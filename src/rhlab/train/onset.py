@@ -142,5 +142,4 @@ def per_step_completions(cfg) -> int:
     return n
 
 
-__all__ = ["ALPHA", "StartRate", "OnsetRule", "make_rule", "onset_step", "binom_sf", "clopper_pearson",
-           "count_threshold", "per_step_completions"]
+__all__ = ["ALPHA", "StartRate", "OnsetRule", "make_rule", "onset_step", "count_threshold", "per_step_completions"]
