@@ -285,3 +285,17 @@ def test_sabotage_suite_sizes_and_judge_calls(tmp_path):
         assert {"core", "sabotage"} <= set(spec.evals.suites), name
         assert estimate(spec)["suites"]["sabotage"] == {"code_sabotage_agentic": spec.evals.n_agentic,
                                                         "code_sabotage_single_turn": spec.evals.n_agentic}, name
+
+
+def test_a_step_without_gradient_checkpointing_is_estimated_cheaper(tmp_path):
+    from rhlab.experiments import cost
+
+    def arm_seconds(checkpointing: bool, name: str) -> float:
+        train = {"config": {"grpo": {"max_steps": 10, "gradient_checkpointing": checkpointing},
+                            "checkpoint_every": 5}}
+        est = cost.estimate(load_spec(_write(tmp_path, _spec(train=train), name)))
+        assert est["cpu_estimate"]
+        return est["arms"][0]["cpu_seconds"]
+
+    on, off = arm_seconds(True, "on.yaml"), arm_seconds(False, "off.yaml")
+    assert off == pytest.approx(on * cost.NO_CHECKPOINTING_FACTOR) and off < on

@@ -23,6 +23,9 @@ EMBEDDED = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
 # embedded model, 2 cores, short prompts, gradient checkpointing: the cpu-study run measured 125-161 s per step of
 # 16 x 96 tokens (2026-11-27); the demo 42-78 s per step of 8 x 96
 STEP_S_16x96 = 140.0
+# a step without gradient checkpointing: no recompute of the forward in the backward (bench/grpo_step.py, 2026-12-01,
+# quiet box, cpu_onset settings: 99.2 s with it, 88.4 s without and the backward in quarters)
+NO_CHECKPOINTING_FACTOR = 0.89
 LONG_PROMPT_FACTOR = 5.0
 # embedded model, per sample at 96 tokens, model load included (agentic evals take a few turns): cpu-study's eval
 # points of 24 samples at 128 tokens took 70-100 s
@@ -180,6 +183,7 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
             long_prompt = cfg.prompt.arm not in SHORT_ARMS and cfg.prompt.hint_style != "brief"
             step_s = STEP_S_16x96 * (g.num_generations * g.prompts_per_step / 16) * (g.max_completion_length / 96)
             step_s *= LONG_PROMPT_FACTOR if long_prompt else 1.0
+            step_s *= 1.0 if g.gradient_checkpointing else NO_CHECKPOINTING_FACTOR
             gen_s = START_SAMPLE_S * (g.max_completion_length / 96) * (LONG_PROMPT_FACTOR if long_prompt else 1.0)
             row["cpu_seconds"] = step_s * g.max_steps * n_seeds + gen_s * start_n
             tot["cpu_seconds"] += row["cpu_seconds"]
