@@ -223,6 +223,11 @@ def main() -> None:
         r, b = summarise(results["rhlab"]), summarise(results["bare"])
         print(f"\nrhlab / bare TRL: step time {r['step_s'] / b['step_s']:.2f}x (goal <= 1.10), "
               f"peak RSS {r['peak_rss_mb'] / b['peak_rss_mb']:.2f}x (goal <= 1.2)")
+        # where rhlab's extra time goes: the phases both sides have, then rhlab's own (its reward functions)
+        phases = ["transformers.generate", "_get_per_token_logps_and_entropies",
+                  "rest (backward, optimiser, callbacks)", "_calculate_rewards"]
+        print("rhlab - bare, s per step: " + ", ".join(
+            f"{k} {r['profile'].get(k, 0.0) - b['profile'].get(k, 0.0):+.2f}" for k in phases))
     print(f"load after: {_load()}")
 
 
