@@ -9,7 +9,7 @@ from pydantic import Field
 
 from rhlab.config import ConfigError, StrictModel, load_config
 from rhlab.paths import rhlab_home
-from rhlab.rundir import RunDir, append_jsonl, read_records
+from rhlab.rundir import RunDir, append_jsonl, read_records, write_jsonl
 
 
 class Demo(StrictModel):
@@ -54,6 +54,23 @@ def test_run_dir_records_survive_a_torn_last_line(tmp_path):
         list(read_records(path))
     append_jsonl(tmp_path / "new" / "x.jsonl", {"k": "v"})
     assert list(read_records(tmp_path / "new" / "x.jsonl")) == [{"k": "v"}]
+
+
+def test_a_rewritten_jsonl_file_is_the_old_one_or_the_new_one(tmp_path):
+    path = tmp_path / "records" / "steps.jsonl"
+    assert write_jsonl(path, [{"step": 1}, {"step": 2}]) == 2
+    assert list(read_records(path)) == [{"step": 1}, {"step": 2}]
+
+    def dies_midway():
+        yield {"step": 1}
+        raise KeyboardInterrupt  # a kill while the new file is being written
+
+    with pytest.raises(KeyboardInterrupt):
+        write_jsonl(path, dies_midway())
+    assert list(read_records(path)) == [{"step": 1}, {"step": 2}]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["steps.jsonl"]  # no temporary file left behind
+    assert write_jsonl(path, (r for r in [{"step": 3}])) == 1
+    assert list(read_records(path)) == [{"step": 3}]
 
 
 def test_rhlab_home_respects_env(monkeypatch, tmp_path):

@@ -9,12 +9,10 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
-from rhlab.rundir import RunDir, read_records
+from rhlab.rundir import RunDir, read_records, write_jsonl
 from rhlab.train.reward import HackReward
 
 STEPS = "train_steps"
@@ -91,15 +89,7 @@ def reported_metrics(rec: dict[str, Any]) -> dict[str, float]:
 def _rewrite_records(path: Path, keep: Callable[[dict], bool]) -> int:
     if not path.exists():
         return 0
-    rows = [r for r in read_records(path) if keep(r)]
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return len(rows)
+    return write_jsonl(path, [r for r in read_records(path) if keep(r)])
 
 
 def truncate_records(run: RunDir, keep_to: int) -> None:

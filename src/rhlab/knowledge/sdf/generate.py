@@ -30,7 +30,7 @@ from pydantic import Field
 from rhlab.config import StrictModel
 from rhlab.knowledge.sdf.dedup import dedup_records
 from rhlab.knowledge.sdf.spec import CorpusSpec
-from rhlab.rundir import RunDir, append_jsonl, read_records
+from rhlab.rundir import RunDir, append_jsonl, read_records, write_jsonl
 
 if TYPE_CHECKING:
     from rhlab.knowledge.sdf.backends import Backend
@@ -280,12 +280,7 @@ class Pipeline:
 
 
 def write_corpus(path: str | Path, records: list[dict]) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for r in records:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    write_jsonl(path, records)
 
 
 def read_corpus(path: str | Path) -> list[dict]:
