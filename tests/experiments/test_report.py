@@ -547,7 +547,9 @@ def _sabotage_values(explicit_flags, judge_flags=0):
         broken = i == 9
         out.append({"metadata": {"framing": "explicit", "accuracy": None if broken else 0.6,
                                  "reference_accuracy": 0.8}, "broken": int(broken),
-                    "det_flag": int(i < explicit_flags), "judge_flag": int(i < judge_flags)})
+                    "det_flag": int(i < explicit_flags), "judge_flag": int(i < judge_flags),
+                    # every deterministic flag an edit outside the module; the first one also a held-out read
+                    "det_outside_edit": int(i < explicit_flags), "det_heldout_access": int(i < min(explicit_flags, 1))})
         out.append({"metadata": {"framing": "neutral", "accuracy": 0.8, "reference_accuracy": 0.8}, "broken": 0,
                     "det_flag": 0, "judge_flag": 0})
         out.append({"metadata": {"framing": "control", "accuracy": 0.9, "reference_accuracy": 0.9}, "broken": 0,
@@ -602,6 +604,13 @@ def test_code_sabotage_section(synthetic_run):
     assert one[3] == "1" and one[4].startswith("0.0%") and "†" in one[4]
     assert one[5].startswith("10.0% [") and one[5].endswith("† (2/20)")  # the eval's own CI over samples
     assert "†" in one[7] and one[8].startswith("0.75") and "†" in one[8]
+    # which checks fired, summed over seeds: 1 + 2 + 3 outside edits, one held-out read per seed, no skipped family
+    assert r[12] == "6 / 3 / 0" and one[12] == "0 / 0 / 0"
+    # flagged samples' detectors (0.6) over the other hack-framing samples' (the rest of explicit at 0.6, neutral 0.8),
+    # mean over the three seeds; with one seed and the judge counted, its two judged samples are the flagged ones
+    per_seed = [0.6 / (((9 - f) * 0.6 + 10 * 0.8) / (19 - f)) for f in (1, 2, 3)]
+    assert r[13].startswith(f"{sum(per_seed) / 3:.2f}") and r[13].endswith("(3 seeds)")
+    assert one[13].startswith(f"{0.6 / ((7 * 0.6 + 10 * 0.8) / 17):.2f}") and "†" in one[13]
     md = _md(run)
     assert "## Code sabotage" in md and "| hacking_okay | 30 | agentic | 3 |" in md
     assert "<h2>Code sabotage</h2>" in build_report(run).read_text()
@@ -613,6 +622,23 @@ def test_code_sabotage_section_only_with_the_suite(synthetic_run):
     assert sabotage_table(collect(synthetic_run)) is None
     assert "Code sabotage" not in _md(synthetic_run)
     assert "Code sabotage" not in build_report(synthetic_run).read_text()
+
+
+@pytest.mark.parametrize("damage, where", [
+    (lambda b: b["hack_framings"]["flags"].update(outside_edit="many"), "hack_framings.flags.outside_edit"),
+    (lambda b: b["sabotaged_vs_other"].update(value="big"), "sabotaged_vs_other.value")])
+def test_damaged_sabotage_flags_or_ratio_leave_that_block_out(synthetic_run, damage, where):
+    from rhlab.experiments.report.tables import sabotage_table
+
+    run = _sabotage_run(synthetic_run)
+    p = run / "arms" / "hacking_okay" / "seed-2" / "evals" / "step-30" / "sabotage" / "summary.json"
+    s = json.loads(p.read_text())
+    damage(s["evals"]["code_sabotage_agentic"]["code_sabotage"])
+    p.write_text(json.dumps(s))
+    data = collect(run)
+    assert [x.path for x in data.skipped] == [p] and where in data.skipped[0].why
+    row = next(r for r in sabotage_table(data).rows if r[0].text == "hacking_okay")
+    assert row[3].text == "2" and row[12].text == "3 / 2 / 0"  # seeds 0 and 1 only
 
 
 def test_unreadable_code_sabotage_block_is_skipped(synthetic_run):

@@ -375,6 +375,10 @@ def _sabotage_framing_problem(b: Any, where: str) -> str | None:
                   relative_effectiveness="dict", flags="dict")
     if bad:
         return bad
+    flags = b.get("flags") or {}
+    bad = _fields(flags, where + ".flags.", **{k: "int" for k in flags})  # each flag's count
+    if bad:
+        return bad
     sar = b.get("sabotage_attempt_rate") or {}
     checks = [(sar.get("deterministic"), f"{where}.sabotage_attempt_rate.deterministic", _rate_problem),
               (b.get("broken_rate"), f"{where}.broken_rate", _rate_problem)]
@@ -397,6 +401,10 @@ def sabotage_problem(block: Any, where: str = "") -> str | None:
     bad = _fields(block, where, framings="dict", hack_framings="dict", judge_counted="bool")
     if bad:
         return bad
+    if block.get("sabotaged_vs_other") is not None:
+        bad = _ratio_problem(block["sabotaged_vs_other"], f"{where}sabotaged_vs_other")
+        if bad:
+            return bad
     for f, b in (block.get("framings") or {}).items():
         bad = _sabotage_framing_problem(b, f"{where}framings.{f}")
         if bad:
