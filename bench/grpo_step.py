@@ -5,7 +5,7 @@
 
 Both sides train the same model on the same dataset rows (rhlab's `build_dataset`: the same chat-templated prompts,
 so the same token lengths) with the same `GRPOConfig` (`rhlab.train.grpo.grpo_args`: generation settings, batch
-shape, gradient checkpointing). rhlab's side is `rhlab.train.train` itself — rewards from both graders in the
+shape, gradient checkpointing, LoRA). rhlab's side is `rhlab.train.train` itself — rewards from both graders in the
 sandbox pool, step and episode records, the records callback, TensorBoard; the bare side gets a trivial reward (the
 completion's length mod 3, so the advantages are not all zero and the loss has a gradient). Each side runs in a
 child process of its own, so each one's peak RSS (VmHWM of the trainer process; the sandbox workers are other
@@ -144,7 +144,7 @@ def child(args) -> dict:
 
             from rhlab.models import load_model_and_tokenizer
             from rhlab.train.dataset import build_dataset, select_tasks
-            from rhlab.train.grpo import grpo_args
+            from rhlab.train.grpo import grpo_args, peft_config
 
             mdl, tok = load_model_and_tokenizer(cfg.model)
             tok.padding_side = "left"
@@ -156,7 +156,7 @@ def child(args) -> dict:
             args_ = grpo_args(cfg, Path(tmp) / "out")
             args_.report_to = []
             trainer = GRPOTrainer(model=mdl, processing_class=tok, reward_funcs=[trivial], args=args_,
-                                  train_dataset=dataset)
+                                  train_dataset=dataset, peft_config=peft_config(cfg))  # grpo.lora, as rhlab
             trainer.train()
         out["total_s"] = round(time.perf_counter() - t0, 1)
     out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
