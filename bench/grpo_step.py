@@ -5,7 +5,7 @@
 
 Both sides train the same model on the same dataset rows (rhlab's `build_dataset`: the same chat-templated prompts,
 so the same token lengths) with the same `GRPOConfig` (`rhlab.train.grpo.grpo_args`: generation settings, batch
-shape, gradient checkpointing, LoRA). rhlab's side is `rhlab.train.train` itself — rewards from both graders in the
+shape, gradient checkpointing) and LoRA config (`peft_config`, for `grpo.lora`). rhlab's side is `rhlab.train.train` itself — rewards from both graders in the
 sandbox pool, step and episode records, the records callback, TensorBoard; the bare side gets a trivial reward (the
 completion's length mod 3, so the advantages are not all zero and the loss has a gradient). Each side runs in a
 child process of its own, so each one's peak RSS (VmHWM of the trainer process; the sandbox workers are other
