@@ -214,6 +214,8 @@ def main() -> None:
               f"peak RSS {s['peak_rss_mb']:.0f} MB, load {raw['load_before']} -> {raw['load_after']}")
         for k, v in sorted(s["profile"].items(), key=lambda kv: -kv[1]):
             print(f"  {k:<42} {v:7.2f} s")
+        # RSS seldom falls when torch frees (the allocator keeps the pages), so a phase shows at least the high-water
+        # of the phases before it: the first phase to reach the peak is where the memory went
         print("  peak RSS while in (innermost TRL profiling context; 'other': none open): " + ", ".join(
             f"{k} {v} MB" for k, v in sorted(s["rss_by_phase"].items(), key=lambda kv: -kv[1])))
         if args.json:
