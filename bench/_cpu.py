@@ -40,6 +40,11 @@ def tree_cpu_s(roots) -> float:
     return total
 
 
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, for printing beside a measurement: the box may be shared."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def self_cpu_s() -> float:
     """CPU seconds of this process (all threads), children not included."""
     r = resource.getrusage(resource.RUSAGE_SELF)

@@ -21,9 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+from _cpu import load_average as _load  # bench/ is the script directory, so on the path
 
 
 def core_rate(model: str, batch_size: int, limit: int, max_tokens: int, log_dir: Path) -> dict:

@@ -30,11 +30,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from _cpu import load_average as _load  # bench/ is the script directory, so on the path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _peak_rss_mb(pid: int | str = "self") -> float:

@@ -13,13 +13,13 @@ import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping, get_args
 
 # How a structured case judges the output: `eq` (type-aware ==), `approx` (|out - expected| < tol),
 # `truthy` / `falsy` (bare `assert candidate(..)` / `assert not candidate(..)`).
 CaseKind = Literal["eq", "approx", "truthy", "falsy"]
 TaskKind = Literal["function", "stdio", "repo"]
-TASK_KINDS: tuple[str, ...] = ("function", "stdio", "repo")  # Task.style: a function, a stdin/stdout program, edited files
+TASK_KINDS: tuple[str, ...] = get_args(TaskKind)  # Task.style: a function, a stdin/stdout program, edited files
 
 
 @dataclass

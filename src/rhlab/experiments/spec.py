@@ -442,18 +442,8 @@ def arm_setting(spec: ExperimentSpec, arm: RLArm, framing: str) -> str:
     return derived
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _flat_config(spec: ExperimentSpec, arm: RLArm) -> dict[str, Any]:
-    return _flat(arm_train_config(spec, arm, 0, "embedded").model_dump(mode="json"))
+    return dotted(arm_train_config(spec, arm, 0, "embedded").model_dump(mode="json"))
 
 
 def arm_differences(spec: ExperimentSpec, a: RLArm, b: RLArm, flat: dict[str, dict] | None = None) -> list[str]:

@@ -17,7 +17,7 @@ from transformers import TrainerCallback
 from rhlab.rundir import RunDir
 from rhlab.train.checkpoints import mark_complete
 from rhlab.train.config import TrainConfig
-from rhlab.train.onset import OnsetRule, onset_step
+from rhlab.train.onset import make_rule, onset_step
 from rhlab.train.records import (
     CHECKPOINTS,
     EPISODES,
@@ -40,7 +40,7 @@ class RunCallback(TrainerCallback):
                  progress: bool, safety=None, rule=None):
         self.run, self.cfg, self.reward = run, cfg, reward
         # the run's onset rule (rhlab.train.onset); None: the fixed onset_threshold
-        self.rule = rule if rule is not None else OnsetRule(rule="rate", threshold=cfg.onset_threshold)
+        self.rule = rule if rule is not None else make_rule(cfg.onset_threshold)
         self.safety = safety  # rhlab.train.safety_mix.SafetyReward when the safety mix is on
         self.history = history
         self.last_step = start_step

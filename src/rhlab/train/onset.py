@@ -125,7 +125,7 @@ def onset_step(records: Iterable[dict[str, Any]], threshold: float = 0.02, rule:
                ) -> int | None:
     """The first onset step of `records` under `rule` (the old fixed `threshold` when there is none)."""
     if rule is None:
-        rule = OnsetRule(rule="rate", threshold=threshold)
+        rule = make_rule(threshold)
     elif isinstance(rule, dict):
         rule = OnsetRule(**rule)
     for r in sorted(records, key=lambda r: r["step"]):

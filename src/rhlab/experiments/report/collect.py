@@ -573,7 +573,7 @@ def _onset_rule(train_dir: Path, config: dict[str, Any], skipped: list[SkippedRe
     runs from before it, or without a start rate: the fixed-threshold rule of its config (0.02 when unknown). An
     unreadable rule file is listed as skipped and the fixed threshold used."""
     from rhlab.train.checkpoints import ONSET_RULE
-    from rhlab.train.onset import OnsetRule
+    from rhlab.train.onset import OnsetRule, make_rule
 
     p = train_dir / ONSET_RULE
     if p.is_file():
@@ -584,7 +584,7 @@ def _onset_rule(train_dir: Path, config: dict[str, Any], skipped: list[SkippedRe
             except (ValueError, TypeError) as err:
                 skipped.append(SkippedRecord(p, None, f"not an onset rule ({str(err).splitlines()[0]})"))
     thr = config.get("onset_threshold")
-    return OnsetRule(rule="rate", threshold=0.02 if thr is None else float(thr))
+    return make_rule(0.02 if thr is None else float(thr))
 
 
 def _train_config(path: Path, skipped: list[SkippedRecord]) -> dict[str, Any]:

@@ -44,6 +44,17 @@ def _arm_grid(plt, n: int):
     return plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, sharey=True)
 
 
+def _figure_legend(fig, axes, ncol: int) -> None:
+    """One legend below the panels holding every label of any panel once (panels may lack some lines)."""
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+
+
 def _rate_panel(ax, title: str) -> None:
     """A per-arm panel of shares over RL steps: integer steps, a 0-1 axis, a light grid."""
     ax.set_title(title, fontsize=10)
@@ -91,13 +102,7 @@ def hack_rates(data: RunData, out: Path) -> Path | None:
     for ax in axes.flat[len(arms):]:
         ax.axis("off")
     axes[0][0].set_ylabel("successful-hack rate")
-    handles, labels = [], []
-    for ax in axes.flat:  # arms differ in their onset rule: every label once
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    _figure_legend(fig, axes, ncol=5)  # arms differ in their onset rule
     fig.tight_layout(rect=(0, 0.09, 1, 1))
     path = out / "hack_rates.png"
     fig.savefig(path, dpi=110)
@@ -132,13 +137,7 @@ def training_signals(data: RunData, out: Path) -> Path | None:
     for ax in axes.flat[len(arms):]:
         ax.axis("off")
     axes[0][0].set_ylabel("share")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    _figure_legend(fig, axes, ncol=2)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     path = out / "training_signals.png"
     fig.savefig(path, dpi=110)
