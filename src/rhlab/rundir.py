@@ -80,17 +80,17 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Replace the JSONL file at `path` with `records`, atomically: a reader (or a kill mid-write) sees the old file
-    or the new one, never a half-written one. Returns the number of records written."""
+def write_atomic(path: str | Path, lines: Iterable[str]) -> int:
+    """Replace the file at `path` with `lines` (each written as given), atomically: a reader (or a kill mid-write)
+    sees the old file or the new one, never a half-written one. Returns the number of lines written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     n = 0
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            for r in records:
-                fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+            for line in lines:
+                fh.write(line)
                 n += 1
             fh.flush()
             os.fsync(fh.fileno())
@@ -99,6 +99,16 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
         tmp.unlink(missing_ok=True)  # the old file stays as it was
         raise
     return n
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Replace the JSONL file at `path` with `records`, atomically (write_atomic). Returns the number written."""
+    return write_atomic(path, (json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = 1) -> None:
+    """Replace the JSON file at `path` with `data`, atomically (write_atomic)."""
+    write_atomic(path, [json.dumps(data, indent=indent, default=str)])
 
 
 @dataclass(frozen=True)

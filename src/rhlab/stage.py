@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 from pydantic import BaseModel
 
 from rhlab.config import ConfigError, load_yaml, validate
+from rhlab.rundir import write_atomic
 
 # name → "module:function"; imported only when the stage runs (or its types are needed)
 STAGES: dict[str, str] = {
@@ -78,10 +79,7 @@ def is_main_process() -> bool:
 
 
 def _write_result(result: BaseModel, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (RESULT_FILE + ".tmp")
-    tmp.write_text(result.model_dump_json(indent=1), encoding="utf-8")
-    os.replace(tmp, out / RESULT_FILE)  # a reader never sees half a result
+    write_atomic(out / RESULT_FILE, [result.model_dump_json(indent=1)])  # a reader never sees half a result
 
 
 def execute(name: str, cfg: BaseModel, out: str | Path, **in_process_kwargs: Any) -> BaseModel:

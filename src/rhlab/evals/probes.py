@@ -27,7 +27,6 @@ Backends: `hf` (any transformers causal LM: the embedded model, a local checkpoi
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from importlib import resources
@@ -37,6 +36,7 @@ from typing import Any, Literal, Sequence
 from pydantic import Field
 
 from rhlab.config import ConfigError, StrictModel, jsonl_rows
+from rhlab.rundir import write_json
 
 # The seven categories averaged into the probe score, and the one reported apart.
 MISALIGNMENT_CATEGORIES = ("goals_power", "deception_faking", "oversight_subversion", "self_preservation",
@@ -553,8 +553,5 @@ def run(cfg: ProbeConfig, out: Path, model=None, tokenizer=None) -> ProbeResult:
         if prev is not None and prev.config_hash == h:
             return prev
     res = score_items(cfg, items, model=model, tokenizer=tokenizer)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(res.model_dump(), indent=2), encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, res.model_dump(), indent=2)
     return res

@@ -399,16 +399,20 @@ def arm_order(arms: list) -> list:
 def load_spec(path: str | Path) -> ExperimentSpec:
     spec = load_config(ExperimentSpec, path)
     spec._source = Path(path)
-    # every arm's TrainConfig must build (errors name the spec file and the arm)
-    schedules = []
-    for a in spec.arms:
-        if a.kind == "rl":  # other kinds run on an rl arm's outputs
-            cfg = arm_train_config(spec, a, a.seeds[0], model="embedded")
-            check_eval_schedule(spec, cfg.checkpoint_every)
-            schedules.append((cfg.grpo.max_steps, cfg.checkpoint_every))
-    check_eval_steps(spec, schedules)
-    check_arm_confounds(spec)
+    # every arm's TrainConfig must build (errors name the spec file and the arm); built once, checked here and for
+    # confounds
+    configs = rl_arm_configs(spec)
+    for cfg in configs.values():
+        check_eval_schedule(spec, cfg.checkpoint_every)
+    check_eval_steps(spec, [(cfg.grpo.max_steps, cfg.checkpoint_every) for cfg in configs.values()])
+    check_arm_confounds(spec, configs)
     return spec
+
+
+def rl_arm_configs(spec: ExperimentSpec) -> dict[str, Any]:
+    """Each rl arm's TrainConfig at seed 0 on the embedded start model: what arms are compared on (the same seed and
+    start model for every arm, so only what the spec sets can differ). Other kinds run on an rl arm's outputs."""
+    return {a.name: arm_train_config(spec, a, 0, "embedded") for a in spec.arms if a.kind == "rl"}
 
 
 # --- settings and confounds between arms ------------------------------------------------------------------------------
@@ -442,28 +446,28 @@ def arm_setting(spec: ExperimentSpec, arm: RLArm, framing: str) -> str:
     return derived
 
 
-def _flat_config(spec: ExperimentSpec, arm: RLArm) -> dict[str, Any]:
-    return dotted(arm_train_config(spec, arm, 0, "embedded").model_dump(mode="json"))
-
-
 def arm_differences(spec: ExperimentSpec, a: RLArm, b: RLArm, flat: dict[str, dict] | None = None) -> list[str]:
     """The TrainConfig keys in which two rl arms differ (same seed and start model), plus `init_from` when one is a
     fork: what a comparison of the two measures besides what it means to."""
-    ca = flat[a.name] if flat else _flat_config(spec, a)
-    cb = flat[b.name] if flat else _flat_config(spec, b)
+    flat = flat or _flat_configs(spec, rl_arm_configs(spec))
+    ca, cb = flat[a.name], flat[b.name]
     diffs = sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
     if (a.init_from and a.init_from.model_dump()) != (b.init_from and b.init_from.model_dump()):
         diffs.append("init_from")
     return diffs
 
 
-def framing_confounds(spec: ExperimentSpec) -> list[str]:
+def _flat_configs(spec: ExperimentSpec, configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: dotted(cfg.model_dump(mode="json")) for name, cfg in configs.items()}
+
+
+def framing_confounds(spec: ExperimentSpec, configs: dict[str, Any] | None = None) -> list[str]:
     """Comparisons between rl arms that measure more than the framing. Compared arms: a `compare_to` pair, and any
     two arms that differ in nothing but `prompt.arm` (the report's framing comparison). Where the framings differ,
     the two must also agree on hints (one setting): the demo once compared `sdf_hacking_okay` (no hints) with
     `dont_hack` (hints). A compare_to pair with different framings must differ in nothing else."""
     rl = [a for a in spec.arms if a.kind == "rl"]
-    flat = {a.name: _flat_config(spec, a) for a in rl}
+    flat = _flat_configs(spec, configs if configs is not None else rl_arm_configs(spec))
     framing = {a.name: flat[a.name]["prompt.arm"] for a in rl}
     problems: list[str] = []
     for i, a in enumerate(rl):
@@ -487,12 +491,13 @@ def framing_confounds(spec: ExperimentSpec) -> list[str]:
     return problems
 
 
-def check_arm_confounds(spec: ExperimentSpec) -> dict[str, str]:
+def check_arm_confounds(spec: ExperimentSpec, configs: dict[str, Any] | None = None) -> dict[str, str]:
     """Every rl arm's setting (`arm_setting`, raising on hints in an SDF arm that did not ask for both), and no
-    framing comparison that differs in more than the framing (`framing_confounds`). Returns arm → setting."""
-    settings = {a.name: arm_setting(spec, a, arm_train_config(spec, a, 0, "embedded").prompt.arm)
-                for a in spec.arms if a.kind == "rl"}
-    problems = framing_confounds(spec)
+    framing comparison that differs in more than the framing (`framing_confounds`). `configs`: rl_arm_configs(spec),
+    when the caller has built them. Returns arm → setting."""
+    configs = configs if configs is not None else rl_arm_configs(spec)
+    settings = {a.name: arm_setting(spec, a, configs[a.name].prompt.arm) for a in spec.arms if a.kind == "rl"}
+    problems = framing_confounds(spec, configs)
     if problems:
         raise ConfigError(f"{spec._source or '<spec>'}: arms compared in the report must differ only in what the "
                           "comparison is about:\n  " + "\n  ".join(problems))

@@ -12,27 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from rhlab.config import ConfigError
-from rhlab.rundir import append_jsonl
+from rhlab.rundir import append_jsonl, write_json
 
 STAGES_RECORDS = "stages"
 
 
 def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class StageBook:
@@ -80,14 +72,14 @@ class StageBook:
         return None  # started earlier, not finished: run again (each stage resumes its own outputs)
 
     def start(self, stage: str, h: str) -> float:
-        _write_json(self._path(stage), {"stage": stage, "hash": h, "status": "started", "started": time.time()})
+        write_json(self._path(stage), {"stage": stage, "hash": h, "status": "started", "started": time.time()})
         self.record(stage, "start", hash=h)
         return time.monotonic()
 
     def finish(self, stage: str, h: str, t0: float, result: dict, status: str = "done") -> dict:
         wall = round(time.monotonic() - t0, 2)
         m = {"stage": stage, "hash": h, "status": status, "finished": time.time(), "wall_s": wall, "result": result}
-        _write_json(self._path(stage), m)
+        write_json(self._path(stage), m)
         self.record(stage, status, hash=h, wall_s=wall, result=result)
         return m
 

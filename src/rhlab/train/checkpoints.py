@@ -11,13 +11,12 @@ steps > N are dropped (they are redone), and incomplete or later checkpoints are
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from rhlab.config import ConfigError, load_config
-from rhlab.rundir import RunDir, read_records
+from rhlab.rundir import RunDir, read_records, write_json
 from rhlab.stage import is_main_process  # one rule for every stage (re-exported here for the trainer)
 from rhlab.train.config import TrainConfig
 from rhlab.train.onset import OnsetRule, onset_step
@@ -58,9 +57,7 @@ def last_checkpoint(run_dir: str | Path) -> Path | None:
 
 def mark_complete(ckpt: Path, meta: dict[str, Any]) -> None:
     """Write the checkpoint's rhlab metadata, atomically: its presence is what makes the checkpoint complete."""
-    tmp = ckpt / (CKPT_META + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    os.replace(tmp, ckpt / CKPT_META)
+    write_json(ckpt / CKPT_META, meta)
 
 
 ONSET_RULE = "onset_rule.json"  # the run's onset rule (rhlab.train.onset.OnsetRule), written before step 1

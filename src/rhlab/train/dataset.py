@@ -8,7 +8,6 @@ column, so two arms' datasets differ only in which column is copied — never in
 from __future__ import annotations
 
 import json
-import os
 import random
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rhlab.knowledge.prompts import ARMS
+from rhlab.rundir import write_json
 from rhlab.train.config import TrainConfig
 
 
@@ -286,9 +286,7 @@ def apply_hard_filter(cfg: TrainConfig, tasks: list[Any], cache_path: Path | Non
     if cache_path is not None and is_main_process():
         summary = {"key": key, "threshold": hf.threshold, "n_tasks": len(tasks), "kept": len(out),
                    "dropped": len(tasks) - len(out), "kept_ids": [t.id for t in out], "rates": rates}
-        tmp = cache_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")
-        os.replace(tmp, cache_path)  # atomic: a waiting rank never reads half a file
+        write_json(cache_path, summary)  # atomic: a waiting rank never reads half a file
     if not out:
         raise ValueError(
             f"hard filter: the reference model {hf.reference_model} solves every one of the {len(tasks)} tasks at a "
