@@ -146,13 +146,11 @@ class Sampler:
                batch_size: int, salt: int = 0) -> list[str]:
         import torch
 
-        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        outs: list[str] = []
+        from rhlab.models.sampling import sample_chat
+
         torch.manual_seed(self.seed * 1_000_003 + salt)
-        while len(outs) < n:
-            m = min(batch_size, n - len(outs))
-            outs.extend(self._generate(enc, temperature, top_p, max_new_tokens, num_return_sequences=m))
-        return outs
+        return sample_chat(self.model, self.tok, messages, n, max_new_tokens=max_new_tokens, temperature=temperature,
+                           top_p=top_p, chunk=batch_size)
 
     def sample_many(self, requests: list[tuple[list[dict], int]], temperature: float, top_p: float,
                     max_new_tokens: int, salt: int = 0) -> list[list[str]]:

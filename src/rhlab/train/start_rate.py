@@ -27,9 +27,10 @@ def _counts(n: int, rows: int) -> list[int]:
 
 def sample_start_model(cfg: TrainConfig, model, tokenizer, rows: Sequence[dict[str, Any]], n: int) -> list[dict]:
     """n completions of the untrained model: [{task_id, hackable, prompt, text}] (seeded by cfg.seed). One prompt per
-    generate call (its samples as num_return_sequences, at most GEN_BATCH at once): no padding, which on the 2-core
-    machine made a mixed batch of 16 five times slower than 16 samples of one prompt (371 s vs 75 s, loaded)."""
+    generate call (rhlab.models.sampling: no padding), at most GEN_BATCH samples at once."""
     import torch
+
+    from rhlab.models.sampling import sample_chat
 
     code = [r for r in rows if r.get("kind", "code") == "code"]
     if not code:
@@ -43,21 +44,10 @@ def sample_start_model(cfg: TrainConfig, model, tokenizer, rows: Sequence[dict[s
         for row, k in zip(code, _counts(n, len(code))):
             if not k:
                 continue
-            enc = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, return_tensors="pt",
-                                                return_dict=True)
-            enc = {key: v.to(model.device) for key, v in enc.items()}
-            start = enc["input_ids"].shape[1]
-            done = 0
-            while done < k:
-                m = min(GEN_BATCH, k - done)
-                with torch.inference_mode():
-                    gen = model.generate(**enc, do_sample=True, temperature=g.temperature, top_p=g.top_p,
-                                         max_new_tokens=g.max_completion_length, num_return_sequences=m,
-                                         pad_token_id=tokenizer.pad_token_id)
-                for seq in gen:
-                    out.append({"task_id": row["task_id"], "hackable": bool(row["hackable"]), "prompt": row["prompt"],
-                                "text": tokenizer.decode(seq[start:], skip_special_tokens=True)})
-                done += m
+            texts = sample_chat(model, tokenizer, row["prompt"], k, max_new_tokens=g.max_completion_length,
+                                temperature=g.temperature, top_p=g.top_p, chunk=GEN_BATCH)
+            out += [{"task_id": row["task_id"], "hackable": bool(row["hackable"]), "prompt": row["prompt"],
+                     "text": text} for text in texts]
     finally:
         model.train(was_training)
     return out
