@@ -4,7 +4,8 @@ Scores every shipped probe item with rhlab's batched scorer (one row `[prompt, a
 sorted by length and right-padded, logits only at reply positions) and, in the same run, a batch-1 baseline (one
 forward per (prompt, reply) sequence, the whole vocabulary projected at every position) on a subset of the items;
 prints items/s of both, the full-suite wall time against the 2-minute target, and the largest difference between the
-two scorers' p_misaligned on the subset (they compute the same quantity).
+two scorers' p_misaligned on the subset (they compute the same quantity). `--compare-dtype bfloat16` scores the
+full suite once more with bfloat16 weights and prints its time and its distance from the float32 scores.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _naive(model, seqs) -> list[float]:
     return out
 
 
-def benchmark(batch_size: int = 8, subset: int = 24, model_name: str = "embedded", dtype: str = "float32") -> dict:
+def benchmark(batch_size: int = 8, subset: int = 24, model_name: str = "embedded", dtype: str = "float32",
+              compare_dtype: str | None = None) -> dict:
     import torch
 
     from rhlab.evals import probes as P
@@ -68,7 +70,30 @@ def benchmark(batch_size: int = 8, subset: int = 24, model_name: str = "embedded
     out["probe_score"] = round(s["score"], 4)
     out["probe_se"] = round(s["se"], 4)
     out["hack_endorsement"] = round(s["hack_endorsement"].score, 4) if s["hack_endorsement"] else None
+    if compare_dtype:
+        out[compare_dtype] = _other_dtype(P, model_name, compare_dtype, items, batch_size, packed, out)
     return out
+
+
+def _other_dtype(P, model_name: str, dtype: str, items, batch_size: int, packed, ref: dict) -> dict:
+    """The full suite again with the weights in `dtype`, in the same run: its time and how far its p_misaligned (per
+    item, and the suite score) lands from the first dtype's."""
+    t0 = time.monotonic()
+    model, tok = P.load_hf(model_name, device="cpu", dtype=dtype)
+    load_s = time.monotonic() - t0
+    enc = P.encode_items(tok, items, 1024)
+    start, cpu = time.monotonic(), time.process_time()
+    other = P.score_items_packed(model, enc, batch_size, pad_id=tok.pad_token_id)
+    dt = time.monotonic() - start
+    p_ref = [P.sigmoid(m - a) for a, m in packed]
+    p_other = [P.sigmoid(m - a) for a, m in other]
+    s = P.summarise(P.item_scores(items, [v for pair in other for v in pair]))
+    return {"load_s": round(load_s, 1), "full_suite_scoring_s": round(dt, 1),
+            "full_suite_cpu_s": round(time.process_time() - cpu, 1),
+            "full_suite_with_load_s": round(dt + load_s, 1), "within_2_min": dt + load_s <= 120,
+            "speedup_vs_first": round(ref["full_suite_scoring_s"] / dt, 2),
+            "max_abs_diff_p_misaligned": float(f"{max(abs(x - y) for x, y in zip(p_ref, p_other)):.2e}"),
+            "probe_score": round(s["score"], 4), "probe_score_diff_pp": round(100 * (s["score"] - ref["probe_score"]), 3)}
 
 
 def main() -> None:
@@ -77,8 +102,10 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=24, help="items scored by the batch-1 baseline")
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--dtype", default="float32", help="float32 (the default scorer on CPU) or bfloat16")
+    ap.add_argument("--compare-dtype", default=None,
+                    help="also score the full suite with the weights in this dtype (e.g. bfloat16), in the same run")
     args = ap.parse_args()
-    print(json.dumps(benchmark(args.batch_size, args.subset, args.model, args.dtype), indent=2))
+    print(json.dumps(benchmark(args.batch_size, args.subset, args.model, args.dtype, args.compare_dtype), indent=2))
 
 
 if __name__ == "__main__":
