@@ -186,6 +186,14 @@ def test_not_testable_with_one_persona_seed(make_synthetic_run):
     assert not check["testable"] and check["diff"]["lo"] > 0 and "single seed" in check["message"]
 
 
+def test_seeds_cell_counts_seeds_with_records_while_a_run_is_partial(synthetic_run):
+    import shutil
+
+    assert re.search(r"^\| persona \| 3 \|", _md(synthetic_run), re.M)
+    shutil.rmtree(synthetic_run / "arms" / "persona" / "seed-2")  # planned, not run yet
+    assert re.search(r"^\| persona \| 2 of 3 \|", _md(synthetic_run), re.M)
+
+
 def test_not_testable_without_a_persona_control(synthetic_run):
     import yaml
 

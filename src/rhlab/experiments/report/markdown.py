@@ -46,6 +46,12 @@ def hack_curve(runs: list[SeedRun], max_points: int = 16) -> str:
     return " → ".join(vals) if vals else "–"
 
 
+def _seeds_cell(runs) -> str:
+    """How many seeds have records: "3", or "1 of 3" while a run is partial (planned seeds with nothing yet)."""
+    done = sum(1 for r in runs if r.steps or r.evals)
+    return str(len(runs)) if done == len(runs) else f"{done} of {len(runs)}"
+
+
 def _onsets(runs: list[SeedRun]) -> str:
     return ", ".join("skipped" if r.skipped else onset_text(r) for r in runs)
 
@@ -84,7 +90,7 @@ def render_summary(data: RunData) -> str:
     rows = []
     for a in data.spec.get("arms", []):
         runs = seeds(data, a["name"]) or data.arms[a["name"]]
-        row = [data.label(a["name"]), str(len(runs)), _onsets(runs), _start_rates(runs), hack_curve(runs),
+        row = [data.label(a["name"]), _seeds_cell(runs), _onsets(runs), _start_rates(runs), hack_curve(runs),
                hack_cell(data, a["name"]),
                series_text(step_series(data, a["name"], "mgs")), agg_text(arm_mgs(data, a["name"]))]
         if probes:
