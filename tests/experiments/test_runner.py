@@ -7,7 +7,7 @@ import yaml
 from rich.console import Console
 
 from rhlab.config import ConfigError
-from rhlab.experiments.runner import run_spec
+from rhlab.experiments.runner import eval_hash, run_spec
 from rhlab.experiments.spec import load_spec
 from rhlab.rundir import read_records
 
@@ -307,7 +307,7 @@ def test_isolated_stages_run_as_subprocesses(tiny_model_dir, tmp_path):
                                  {"kind": "control", "name": "p", "control": "persona", "data_file": str(persona),
                                   "finetune": {"max_steps": 1, "batch_size": 2}}],
                            evals={"suites": ["core", "probes"], "steps": [0, "last"], "limit": 1, "n_goals": 1,
-                                  "n_agentic": 1, "max_tokens": 8, "probes": {"batch_size": 16}})
+                                  "n_agentic": 1, "max_tokens": 8, "probes": {"batch_size": 16, "dtype": "bfloat16"}})
     run = tmp_path / "run"
     ctx = run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False, report=False)
     log = (tmp_path / "console.txt").read_text()
@@ -324,6 +324,7 @@ def test_isolated_stages_run_as_subprocesses(tiny_model_dir, tmp_path):
     for d in ("evals/base/probes", "arms/a/seed-0/evals/step-2/probes", "arms/p/seed-0/evals/step-0/probes"):
         s = json.loads((run / d / "summary.json").read_text())
         assert s["kind"] == "probes" and s["config"]["batch_size"] == 16 and s["score"] is not None, d
+        assert s["config"]["dtype"] == "bfloat16", d  # the spec's probe dtype reaches every probe stage
     assert ctx.results["evals/p/seed-0/step-0/probes"]["result"]["probe_score"] == s["score"]
     # a second invocation reuses every stage
     t = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
@@ -499,3 +500,23 @@ def test_em_samples_reach_the_suite_or_fail_before_any_stage(tmp_path, monkeypat
     check_eval_support(spec)
     run_eval(RunContext(spec, tmp_path, StageBook(tmp_path), _console(tmp_path)), "m", "core", tmp_path / "e")
     assert seen["em_samples"] == 10
+
+
+
+def test_probe_dtype_is_part_of_the_probe_stage_hash_only_when_set(tmp_path):
+    """A spec that sets `evals.probes.dtype` scores another way, so its probe stages get another hash (and rerun);
+    left at `auto`, the hash is the one the same spec had before the field existed (pinned from that code), so runs
+    under way keep their finished probe stages."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({"name": "h", "arms": [{"kind": "rl", "name": "a"}],
+                                    "evals": {"suites": ["probes", "core"], "probes": {"batch_size": 4}}}))
+    spec = load_spec(path)
+    auto = eval_hash(spec, "k:0", "probes")
+    core = eval_hash(spec, "k:0", "core")
+    assert auto == PINNED_PROBE_HASH
+    spec.evals.probes.dtype = "bfloat16"
+    assert eval_hash(spec, "k:0", "probes") != auto
+    assert eval_hash(spec, "k:0", "core") == core
+
+
+PINNED_PROBE_HASH = "58eb584d78b6f4f9"  # eval_hash of the spec above at 8a16d99 (before `dtype`)

@@ -377,8 +377,10 @@ def eval_hash(spec: ExperimentSpec, model_key: str, suite: str = "core") -> str:
     defaults, and `probes` out of an Inspect suite's hash, so that stages of existing runs keep their hashes."""
     e = spec.evals
     if suite == "probes":
-        return config_hash({"probes": e.probes.model_dump(mode="json"), "backend": _probe_backend(spec),
-                            "model": model_key})
+        probes = e.probes.model_dump(mode="json")
+        if probes["dtype"] == "auto":
+            del probes["dtype"]
+        return config_hash({"probes": probes, "backend": _probe_backend(spec), "model": model_key})
     # final_k is the report's; batch_size changes how fast samples come, not what they are
     d = e.model_dump(mode="json", exclude={"final_k", "probes", "batch_size"})
     d["suites"] = [s for s in d["suites"] if s != "probes"]
@@ -398,7 +400,8 @@ def run_probes(ctx: RunContext, model: str, log_dir: Path) -> dict:
     from rhlab.evals.probes import ProbeConfig
     from rhlab.evals.stage import probe_numbers
 
-    cfg = ProbeConfig(model=model, backend=_probe_backend(ctx.spec), batch_size=ctx.spec.evals.probes.batch_size)
+    probes = ctx.spec.evals.probes
+    cfg = ProbeConfig(model=model, backend=_probe_backend(ctx.spec), batch_size=probes.batch_size, dtype=probes.dtype)
     res = _run_stage(ctx, "probes", cfg, log_dir, _launcher(ctx, None), [model], status=f"probes on {model}")
     return {"summary": str(log_dir / "summary.json"), **probe_numbers(res.model_dump(mode="json")).model_dump()}
 

@@ -256,6 +256,10 @@ class ProbeSchedule(StrictModel):
     generation, no judge; the vLLM backend with `model_provider: vllm`)."""
 
     batch_size: int = Field(8, ge=1, le=4096)  # sequences per forward pass (hf backend)
+    # hf backend weights: auto = float32 on CPU, bfloat16 on CUDA. bfloat16 on CPU is ~1.8x cheaper and lands within
+    # a few thousandths of float32 per item (bench/probes.py --compare-dtype); one dtype for the whole run, so every
+    # model in a comparison is scored the same way
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
 
 
 class EvalSchedule(StrictModel):
