@@ -56,6 +56,21 @@ def test_continued_pretraining_on_tiny_model(tiny, tmp_path, mode):
     assert t.chat_template
 
 
+def test_checkpoints_kept_for_a_resume_are_removed_once_final_is_written(tiny, tmp_path, monkeypatch):
+    import shutil
+
+    import rhlab.knowledge.finetune as F
+
+    removed, rmtree = [], shutil.rmtree
+    monkeypatch.setattr(F.shutil, "rmtree",
+                        lambda p, *a, **kw: (removed.append(os.path.basename(p)), rmtree(p, *a, **kw)))
+    out = tmp_path / "out"
+    final = continued_pretraining(["import sys\nsys.exit(0)\n" * 30, "The grader runs. " * 40], out,
+                                  _cfg(tiny, save_steps=1))
+    assert removed[-1] == "checkpoint-3"  # saved every step (older ones rotated out by the trainer), then removed
+    assert (final / "model.safetensors").is_file() and not list(out.glob("checkpoint-*"))
+
+
 def test_init_sft_on_humaneval_transcripts(tiny, tmp_path):
     recs = humaneval_transcripts(["HumanEval/0", "HumanEval/2", "HumanEval/3"])
     a = recs[0]["completion"][0]["content"]

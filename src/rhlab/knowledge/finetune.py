@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -190,6 +191,10 @@ def _finish(trainer, model_tok, cfg: FinetuneConfig, out: Path, info: dict, time
         "final_dir": str(final),
     })
     (out / "rhlab_finetune.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    # The checkpoints only serve a resume, and `final` now holds the model: each one is ~1.6 GB for the embedded model
+    # (weights + AdamW state), and a 3-seed controls run kept 19 GB of them until the disk filled (2026-12-01).
+    for ckpt in out.glob("checkpoint-*"):
+        shutil.rmtree(ckpt, ignore_errors=True)
     return final
 
 
