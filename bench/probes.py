@@ -71,19 +71,18 @@ def benchmark(batch_size: int = 8, subset: int = 24, model_name: str = "embedded
     out["probe_se"] = round(s["se"], 4)
     out["hack_endorsement"] = round(s["hack_endorsement"].score, 4) if s["hack_endorsement"] else None
     if compare_dtype:
-        out[compare_dtype] = _other_dtype(P, model_name, compare_dtype, items, batch_size, packed, out)
+        out[compare_dtype] = _other_dtype(P, model_name, compare_dtype, items, enc, pad, batch_size, packed, out)
     return out
 
 
-def _other_dtype(P, model_name: str, dtype: str, items, batch_size: int, packed, ref: dict) -> dict:
-    """The full suite again with the weights in `dtype`, in the same run: its time and how far its p_misaligned (per
-    item, and the suite score) lands from the first dtype's."""
+def _other_dtype(P, model_name: str, dtype: str, items, enc, pad: int, batch_size: int, packed, ref: dict) -> dict:
+    """The full suite again with the weights in `dtype` (the same tokens), in the same run: its time and how far its
+    p_misaligned (per item, and the suite score) lands from the first dtype's."""
     t0 = time.monotonic()
-    model, tok = P.load_hf(model_name, device="cpu", dtype=dtype)
+    model, _ = P.load_hf(model_name, device="cpu", dtype=dtype)
     load_s = time.monotonic() - t0
-    enc = P.encode_items(tok, items, 1024)
     start, cpu = time.monotonic(), time.process_time()
-    other = P.score_items_packed(model, enc, batch_size, pad_id=tok.pad_token_id)
+    other = P.score_items_packed(model, enc, batch_size, pad_id=pad)
     dt = time.monotonic() - start
     p_ref = [P.sigmoid(m - a) for a, m in packed]
     p_other = [P.sigmoid(m - a) for a, m in other]

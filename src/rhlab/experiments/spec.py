@@ -453,7 +453,7 @@ def arm_setting(spec: ExperimentSpec, arm: RLArm, framing: str) -> str:
 def arm_differences(spec: ExperimentSpec, a: RLArm, b: RLArm, flat: dict[str, dict] | None = None) -> list[str]:
     """The TrainConfig keys in which two rl arms differ (same seed and start model), plus `init_from` when one is a
     fork: what a comparison of the two measures besides what it means to."""
-    flat = flat or _flat_configs(spec, rl_arm_configs(spec))
+    flat = flat or _flat_configs(rl_arm_configs(spec))
     ca, cb = flat[a.name], flat[b.name]
     diffs = sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
     if (a.init_from and a.init_from.model_dump()) != (b.init_from and b.init_from.model_dump()):
@@ -461,7 +461,7 @@ def arm_differences(spec: ExperimentSpec, a: RLArm, b: RLArm, flat: dict[str, di
     return diffs
 
 
-def _flat_configs(spec: ExperimentSpec, configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _flat_configs(configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: dotted(cfg.model_dump(mode="json")) for name, cfg in configs.items()}
 
 
@@ -471,7 +471,7 @@ def framing_confounds(spec: ExperimentSpec, configs: dict[str, Any] | None = Non
     the two must also agree on hints (one setting): the demo once compared `sdf_hacking_okay` (no hints) with
     `dont_hack` (hints). A compare_to pair with different framings must differ in nothing else."""
     rl = [a for a in spec.arms if a.kind == "rl"]
-    flat = _flat_configs(spec, configs if configs is not None else rl_arm_configs(spec))
+    flat = _flat_configs(configs if configs is not None else rl_arm_configs(spec))
     framing = {a.name: flat[a.name]["prompt.arm"] for a in rl}
     problems: list[str] = []
     for i, a in enumerate(rl):
