@@ -5,7 +5,8 @@ batch 1 (`batch_size=1`: one generate call at a time) and at the batched setting
 samples per second of each (wall clock, model load included: the same few seconds in both), samples per CPU-second
 of this process, and their ratio. Both runs take the same `--limit` samples of every core eval (so the fixed cost of
 a run, model and judge loading, weighs the same on both rates); `--limit-batch1` can shorten the batch-1 run.
-Then the probes' items per second at their batch size (`rhlab.evals.probes.score_items_packed`, the scorer the
+`--ungrouped` adds, per batched setting, a run with all six tasks at once (no prompt-length groups), for the ratio
+the grouping buys. Then the probes' items per second at their batch size (`rhlab.evals.probes.score_items_packed`, the scorer the
 probe suite runs) on the first `--probe-items` items, and a greedy check: a few core prompts generated at
 temperature 0 one at a time and as one left-padded batch through the same provider must give the same text.
 The load average is printed at each phase: the box may be shared, and only same-run ratios mean anything.
@@ -24,7 +25,8 @@ from pathlib import Path
 from _cpu import load_average as _load  # bench/ is the script directory, so on the path
 
 
-def core_rate(model: str, batch_size: int, limit: int, max_tokens: int, log_dir: Path) -> dict:
+def core_rate(model: str, batch_size: int, limit: int, max_tokens: int, log_dir: Path,
+              group_by_length: bool = True) -> dict:
     import inspect_ai.model._providers.hf as hf
 
     from rhlab.evals.suite import run_suite
@@ -40,14 +42,15 @@ def core_rate(model: str, batch_size: int, limit: int, max_tokens: int, log_dir:
     load0 = _load()
     t0, cpu0 = time.monotonic(), time.process_time()
     s = run_suite(model, suite="core", judge=None, limit=limit, log_dir=log_dir, max_tokens=max_tokens,
-                  batch_size=batch_size, judge_cache=False)
+                  batch_size=batch_size, judge_cache=False, group_by_length=group_by_length)
     wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
     hf._generate_batch = generate_batch
     n = sum(e.get("n_total", 0) for e in s["evals"].values() if isinstance(e, dict))
     return {"batch_size": batch_size, "limit_per_eval": limit, "samples": n, "wall_s": round(wall, 1),
             "cpu_s": round(cpu, 1), "samples_per_s": round(n / wall, 4), "samples_per_cpu_s": round(n / cpu, 4),
             "success": s.get("success"), "generate_calls": sum(sizes), "batches": len(sizes),
-            "mean_batch": round(sum(sizes) / max(len(sizes), 1), 2), "load_before": load0, "load_after": _load()}
+            "mean_batch": round(sum(sizes) / max(len(sizes), 1), 2), "task_groups": len(s.get("task_groups", [])),
+            "load_before": load0, "load_after": _load()}
 
 
 def greedy_check(model: str, n_prompts: int, max_tokens: int) -> dict:
@@ -107,6 +110,8 @@ def main() -> None:
     ap.add_argument("--probe-batch-size", type=int, default=8)
     ap.add_argument("--greedy-prompts", type=int, default=4, help="0 skips the greedy check")
     ap.add_argument("--skip-probes", action="store_true")
+    ap.add_argument("--ungrouped", action="store_true",
+                    help="also run each batched setting with all six tasks at once (run_suite group_by_length=False)")
     args = ap.parse_args()
 
     import torch
@@ -124,11 +129,16 @@ def main() -> None:
             out[f"core_batch{batch}"] = core_rate(args.model, batch, args.limit, args.max_tokens,
                                                   Path(tmp) / f"b{batch}")
             print(json.dumps({f"core_batch{batch}": out[f"core_batch{batch}"]}), flush=True)
+            if args.ungrouped:
+                key = f"core_batch{batch}_ungrouped"
+                out[key] = core_rate(args.model, batch, args.limit, args.max_tokens, Path(tmp) / f"b{batch}u",
+                                     group_by_length=False)
+                print(json.dumps({key: out[key]}), flush=True)
     b1 = out["core_batch1"]
-    for batch in batches:
-        bn = out[f"core_batch{batch}"]
-        out[f"core_speedup_batch{batch}"] = round(bn["samples_per_s"] / b1["samples_per_s"], 2)
-        out[f"core_speedup_cpu_batch{batch}"] = round(bn["samples_per_cpu_s"] / b1["samples_per_cpu_s"], 2)
+    for key in [k for k in list(out) if k.startswith("core_batch") and k != "core_batch1"]:
+        tail = key[len("core_batch"):]
+        out[f"core_speedup_batch{tail}"] = round(out[key]["samples_per_s"] / b1["samples_per_s"], 2)
+        out[f"core_speedup_cpu_batch{tail}"] = round(out[key]["samples_per_cpu_s"] / b1["samples_per_cpu_s"], 2)
     if args.greedy_prompts:
         out["greedy_batch1_vs_batched"] = greedy_check(args.model, args.greedy_prompts, 24)
     if not args.skip_probes:

@@ -5,7 +5,7 @@ import pytest
 
 from rhlab.evals.scoring import mgs, rate_se, summarise_eval
 from scripted_models import scripted_judge, scripted_model
-from rhlab.evals.suite import HF_BATCH_SIZE, generation_limits, inspect_model_args, run_suite
+from rhlab.evals.suite import HF_BATCH_SIZE, generation_limits, inspect_model_args, prompt_length_groups, run_suite
 from rhlab.stats import cohen_kappa
 
 
@@ -77,14 +77,57 @@ def test_hf_batched_greedy_generation_matches_batch1(tiny_model_dir):
     assert [o.completion for o in batched] == [o.completion for o in one]
 
 
+def test_prompt_length_groups_split_where_the_mean_length_more_than_doubles():
+    from inspect_ai import Task
+    from inspect_ai.dataset import Sample
+
+    def task(name, *lens):
+        return Task(dataset=[Sample(input="x" * n) for n in lens], name=name)
+
+    tasks = [task("email", 1400), task("short", 40, 60), task("medium", 150), task("page", 630), task("tiny", 10),
+             task("long", 6000)]
+    groups = prompt_length_groups(tasks)
+    # with the 200 characters every prompt carries besides its input: 1600, 250, 350, 830, 210, 6200 → sorted
+    # 210 250 350 | 830 1600 | 6200: a group spans at most 2× its shortest
+    assert [[t.name for t in g] for g in groups] == [["tiny", "short", "medium"], ["page", "email"], ["long"]]
+    assert [[t.name for t in g] for g in prompt_length_groups(tasks, spread=1.5)] == [
+        ["tiny", "short"], ["medium"], ["page"], ["email"], ["long"]]
+    # measured against the group's shortest, not the previous task: steps under 2× do not chain into one group
+    chain = [task(f"t{n}", n) for n in (100, 400, 1000, 2200)]  # 300 600 1200 2400: each step 2×, 4× overall
+    assert [[t.name for t in g] for g in prompt_length_groups(chain)] == [["t100", "t400"], ["t1000", "t2200"]]
+    assert prompt_length_groups([]) == []
+
+
 def test_run_suite_batches_a_local_hf_model(tiny_model_dir, tmp_path, monkeypatch):
+    import inspect_ai.model._providers.hf as hf
+
     monkeypatch.setenv("RHLAB_HOME", str(tmp_path / "home"))
-    s = run_suite(str(tiny_model_dir), suite="core", limit=1, log_dir=tmp_path / "logs", max_tokens=4,
-                  judge_cache=False, n_goals=2, n_agentic=1, batch_size=4)
-    assert s["max_connections"] == 4 and s["success"]
-    assert set(s["evals"]) == {"em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer",
-                               "frame_colleague"}
-    assert all(e["n_total"] == 1 for e in s["evals"].values())
+    batches: list[int] = []
+    generate_batch = hf._generate_batch
+
+    def counted(batch):
+        batches.append(len(batch))
+        return generate_batch(batch)
+
+    monkeypatch.setattr(hf, "_generate_batch", counted)
+    kw = dict(suite="core", limit=2, log_dir=tmp_path / "logs", max_tokens=4, judge_cache=False, n_goals=2,
+              n_agentic=2, batch_size=8)
+    s = run_suite(str(tiny_model_dir), **kw)
+    assert s["max_connections"] == 8 and s["success"]
+    names = {"em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer", "frame_colleague"}
+    assert set(s["evals"]) == names
+    assert all(e["n_total"] == 2 for e in s["evals"].values())
+    # the short-prompt chat evals ran as a group of their own, before the agentic ones
+    assert [set(g) for g in s["task_groups"]] == [{"em_questions", "goals", "alignment_questions"},
+                                                  {"monitor_disruption", "exfil_offer", "frame_colleague"}]
+    assert max(batches) > 1  # batched, not one call at a time
+    # a rerun over the same log dir reuses every group's finished samples: no generate call at all
+    n_calls = len(batches)
+    again = run_suite(str(tiny_model_dir), **kw)
+    assert len(batches) == n_calls and again["mgs"] == s["mgs"]
+    # grouping off: one eval_set over all six tasks
+    off = run_suite(str(tiny_model_dir), **{**kw, "log_dir": tmp_path / "logs-off"}, group_by_length=False)
+    assert len(off["task_groups"]) == 1 and set(off["task_groups"][0]) == names
 
 
 def test_cohen_kappa_of_known_confusions():

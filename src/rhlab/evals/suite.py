@@ -10,7 +10,9 @@ finished sample and only runs what is missing. Judges are bound to the `judge` m
 Local HF models generate in batches: Inspect's hf provider queues concurrent generate calls and runs up to
 `max_connections` of them as one left-padded `model.generate` (its `batch_size` model arg is read but not used by
 the installed Inspect; `max_connections` is the batch size). `run_suite(batch_size=)` sets it, default
-`HF_BATCH_SIZE`; `bench/evals.py` measures batch 1 against it.
+`HF_BATCH_SIZE`; `bench/evals.py` measures batch 1 against it. Since the provider left-pads a batch to its longest
+prompt and prefill is compute-bound on a CPU, a batched HF run goes one group of similar-length tasks at a time
+(`prompt_length_groups`: the chat evals' short prompts are not padded to the agentic evals' emails and pages).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from rhlab.evals.scoring import build_summary
 SUITES = ("core", "sabotage", "diagnostics", "probes", "all")
 EMBEDDED_ALIASES = ("embedded", "smollm2", "smollm2-135m", "smollm2-135m-instruct")
 HF_BATCH_SIZE = 32  # concurrent generate calls per batch for local HF models (= Inspect's own hf default)
+LENGTH_GROUP_SPREAD = 2.0  # a batched HF run's task groups span at most 2x in mean prompt length
+# what every prompt carries besides its sample's input (system prompt, chat template; 150-510 characters of system
+# prompt in the core tasks): without it, 40- and 150-character questions would look 4x apart in a padded batch
+PROMPT_OVERHEAD_CHARS = 200
 
 
 def generation_limits(model: str, batch_size: int | None = None,
@@ -44,6 +50,24 @@ def generation_limits(model: str, batch_size: int | None = None,
     if model.startswith("hf/"):
         return {"max_connections": batch_size or max_connections or HF_BATCH_SIZE}
     return {"max_connections": max_connections} if max_connections else {}
+
+
+def prompt_length_groups(tasks: list[Task], spread: float = LENGTH_GROUP_SPREAD) -> list[list[Task]]:
+    """`tasks` in groups of similar prompt length, shortest first: sorted by the mean length (characters) of their
+    samples' inputs plus `PROMPT_OVERHEAD_CHARS`, with a new group wherever a task's mean is more than `spread` times
+    its group's shortest (so no batch pads a prompt to more than about `spread` times its length)."""
+    def mean_len(task: Task) -> float:
+        lens = [len(s.input) if isinstance(s.input, str) else sum(len(m.text) for m in s.input) for s in task.dataset]
+        return PROMPT_OVERHEAD_CHARS + sum(lens) / max(len(lens), 1)
+
+    groups: list[list[Task]] = []
+    shortest = 0.0
+    for length, task in sorted(((mean_len(t), t) for t in tasks), key=lambda lt: lt[0]):
+        if not groups or length > spread * shortest:
+            groups.append([])
+            shortest = length
+        groups[-1].append(task)
+    return groups
 
 
 def inspect_model_args(name: str, judge: bool = False) -> tuple[str, dict[str, Any]]:
@@ -137,6 +161,7 @@ def run_suite(
     probe_batch_size: int = 8,
     em_samples: int = 1,
     batch_size: int | None = None,
+    group_by_length: bool = True,
 ) -> dict[str, Any]:
     """Run `suite` on `model`, judged by `judge` (default: the topic screen, which is not a judge of record: its
     judged evals come out "not measured"), and return the summary dict.
@@ -148,6 +173,8 @@ def run_suite(
 
     `batch_size`: generate calls batched together on a local HF model (default `HF_BATCH_SIZE`; 1 = one at a time;
     see `generation_limits`). Same tasks, prompts and scoring at any batch size; `max_connections` is for API models.
+    `group_by_length`: with batches above 1 on a local HF model, run the tasks one `prompt_length_groups` group at a
+    time (same log dir, so a rerun still resumes every finished sample); off: all tasks at once.
     """
     import time
 
@@ -188,25 +215,31 @@ def run_suite(
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     kwargs = generation_limits(model_obj if isinstance(model_obj, str) else str(model_obj), batch_size, max_connections)
+    batched_hf = str(model_obj).startswith("hf/") and kwargs.get("max_connections", 1) > 1
+    groups = prompt_length_groups(tasks) if group_by_length and batched_hf else [tasks]
     t0 = time.monotonic()
-    success, logs = eval_set(
-        tasks,
-        log_dir=str(log_dir),
-        model=model_obj,
-        model_args=model_args,
-        model_roles={"judge": judge_role},
-        limit=limit,
-        display=display,  # type: ignore[arg-type]
-        retry_attempts=2,
-        retry_immediate=True,
-        log_dir_allow_dirty=True,
-        log_buffer=1,  # flush every finished sample, so a killed run loses only samples in flight
-        **kwargs,
-    )
+    success, logs = True, []
+    for group in groups:
+        ok, group_logs = eval_set(
+            group,
+            log_dir=str(log_dir),
+            model=model_obj,
+            model_args=model_args,
+            model_roles={"judge": judge_role},
+            limit=limit,
+            display=display,  # type: ignore[arg-type]
+            retry_attempts=2,
+            retry_immediate=True,
+            log_dir_allow_dirty=True,  # also lets each group's eval_set share the log dir with the other groups'
+            log_buffer=1,  # flush every finished sample, so a killed run loses only samples in flight
+            **kwargs,
+        )
+        success, logs = success and ok, logs + list(group_logs)
     wall = time.monotonic() - t0
     summary = build_summary(logs, model=model_name, judge=judge_name, pinned=pinned_settings(judge_role),
                             extra={"suite": suite, "limit": limit, "wall_time_s": wall, "success": bool(success),
-                                   "log_dir": str(log_dir), "max_connections": kwargs.get("max_connections")})
+                                   "log_dir": str(log_dir), "max_connections": kwargs.get("max_connections"),
+                                   "task_groups": [[t.name for t in g] for g in groups]})
     if suite in ("sabotage", "all"):  # per-framing sabotage rates, broken rate, relative effectiveness (CIs)
         from rhlab.evals.code_sabotage import add_summaries
 
