@@ -299,3 +299,17 @@ def test_a_step_without_gradient_checkpointing_is_estimated_cheaper(tmp_path):
 
     on, off = arm_seconds(True, "on.yaml"), arm_seconds(False, "off.yaml")
     assert off == pytest.approx(on * cost.NO_CHECKPOINTING_FACTOR) and off < on
+
+
+def test_bfloat16_probes_are_estimated_cheaper(tmp_path):
+    from rhlab.experiments import cost
+
+    def run(dtype: str) -> dict:
+        evals = {"suites": ["probes"], "steps": [0, "last"], "probes": {"dtype": dtype}}
+        return cost.estimate(load_spec(_write(tmp_path, _spec(evals=evals), f"{dtype}.yaml")))
+
+    f32, bf16 = run("float32"), run("bfloat16")
+    assert f32["cpu_estimate"] and f32["totals"]["probe_items"] == bf16["totals"]["probe_items"] > 0
+    probe_s = f32["totals"]["probe_items"] * cost.PROBE_ITEM_S + f32["totals"]["eval_points"] * cost.PROBE_LOAD_S
+    saved = f32["totals"]["cpu_seconds"] - bf16["totals"]["cpu_seconds"]
+    assert saved == pytest.approx(probe_s * (1 - cost.PROBE_BF16_FACTOR)) and saved > 0

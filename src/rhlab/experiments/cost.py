@@ -4,7 +4,7 @@ Counts are exact where the spec fixes them (RL steps, completions, grader runs, 
 datasets); judge calls use a per-eval estimate of judge calls per sample; wall time is estimated only for the
 embedded model on CPU, from the measured ~140 s per GRPO step of 16 completions × 96 tokens with short prompts on
 2 cores (about 5× slower with the long hint prompts; docs/training.md), ~1.9 s per SFT sequence (knowledge
-finetunes, control arms) and ~0.3 s per probe item.
+finetunes, control arms) and ~0.3 s per probe item (~0.16 s in bfloat16).
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ CHUNKS_PER_DOC = 1.3  # offline corpora at max_length 256 (the demo's 77 documen
 # probe suite, embedded model on 2 cores: per item (two scored replies), plus loading the model per eval point
 PROBE_ITEM_S = 0.3
 PROBE_LOAD_S = 10.0
+# bfloat16 weights (`evals.probes.dtype`): the whole suite in 81 s instead of 152 s (bench/probes.py --compare-dtype,
+# quiet box, 2026-12-01)
+PROBE_BF16_FACTOR = 81 / 152
 
 
 def suite_sizes(spec: ExperimentSpec) -> dict[str, dict[str, int]]:
@@ -201,7 +204,8 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
     knowledge = {"kind": k.kind, "model": k.model}
     if embedded:
         tot["cpu_seconds"] += tot["eval_samples"] * EVAL_SAMPLE_S * spec.evals.max_tokens / 96
-        tot["cpu_seconds"] += tot["probe_items"] * PROBE_ITEM_S + (tot["eval_points"] * PROBE_LOAD_S if n_probe else 0)
+        probe_s = tot["probe_items"] * PROBE_ITEM_S + (tot["eval_points"] * PROBE_LOAD_S if n_probe else 0)
+        tot["cpu_seconds"] += probe_s * (PROBE_BF16_FACTOR if spec.evals.probes.dtype == "bfloat16" else 1.0)
         ks = 0.0
         if k.kind == "sdf":
             ks = sft_seconds(k.finetune, round(k.n_docs / k.fraction * CHUNKS_PER_DOC))
