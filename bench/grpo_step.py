@@ -137,6 +137,7 @@ def child(args) -> dict:
             res = train(cfg, Path(tmp) / "run", progress=False)
             out["steps_done"] = res.steps
             out["grade_seconds"] = [r.get("grade_seconds") for r in res.records]
+            out["num_tokens"] = [(r.get("trl") or {}).get("num_tokens") for r in res.records]
         else:
             from trl import GRPOTrainer
 
@@ -156,6 +157,7 @@ def child(args) -> dict:
             trainer = GRPOTrainer(model=mdl, processing_class=tok, reward_funcs=[trivial], args=args_,
                                   train_dataset=dataset, peft_config=peft_config(cfg))  # grpo.lora, as rhlab
             trainer.train()
+            out["num_tokens"] = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
         out["total_s"] = round(time.perf_counter() - t0, 1)
     out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     out["load_after"] = _load()
@@ -168,16 +170,32 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def step_tokens(cumulative: list) -> list[float | None]:
+    """Tokens (prompt + completion) each step processed, from TRL's cumulative `num_tokens` log (None if missing)."""
+    out, prev = [], 0.0
+    for n in cumulative:
+        out.append(None if n is None else float(n) - prev)
+        prev = prev if n is None else float(n)
+    return out
+
+
 def summarise(side: dict) -> dict:
     steps = side["steps"]
     later = steps[1:] or steps
+    # sampled completions differ in length between runs, and a step's work grows with its tokens: seconds per
+    # thousand tokens compares settings whose steps happened to sample longer or shorter answers
+    toks = step_tokens(side.get("num_tokens") or [])
+    toks_later = toks[1:len(steps)] if len(steps) > 1 else toks[:len(steps)]
+    per_kt = (sum(s["step_s"] for s in later) / (sum(toks_later) / 1000)
+              if toks_later and len(toks_later) == len(later) and None not in toks_later and sum(toks_later) else None)
     prof: dict[str, float] = defaultdict(float)
     for s in later:
         for k, v in s["profile"].items():
             prof[k] += v / len(later)
         prof["rest (backward, optimiser, callbacks)"] += s["rest_s"] / len(later)
     return {"first_step_s": steps[0]["step_s"] if steps else None, "step_s": _mean([s["step_s"] for s in later]),
-            "peak_rss_mb": side["peak_rss_mb"], "profile": dict(prof),
+            "peak_rss_mb": side["peak_rss_mb"], "profile": dict(prof), "tokens_per_step": toks,
+            "s_per_1k_tokens": per_kt,
             "rss_by_phase": side.get("rss_peak_by_phase_mb", {})}
 
 
@@ -210,6 +228,9 @@ def main() -> None:
         s = summarise(raw)
         print(f"\n{side}: {s['step_s']:.1f} s/step (steps 2..{len(raw['steps'])}; first {s['first_step_s']:.1f} s), "
               f"peak RSS {s['peak_rss_mb']:.0f} MB, load {raw['load_before']} -> {raw['load_after']}")
+        if s["s_per_1k_tokens"] is not None:
+            print(f"  tokens per step {[None if t is None else int(t) for t in s['tokens_per_step']]}: "
+                  f"{s['s_per_1k_tokens']:.2f} s per 1k tokens (steps 2..)")
         for k, v in sorted(s["profile"].items(), key=lambda kv: -kv[1]):
             print(f"  {k:<42} {v:7.2f} s")
         # RSS seldom falls when torch frees (the allocator keeps the pages), so a phase shows at least the high-water
