@@ -117,9 +117,13 @@ def test_run_suite_batches_a_local_hf_model(tiny_model_dir, tmp_path, monkeypatc
     names = {"em_questions", "goals", "alignment_questions", "monitor_disruption", "exfil_offer", "frame_colleague"}
     assert set(s["evals"]) == names
     assert all(e["n_total"] == 2 for e in s["evals"].values())
-    # the short-prompt chat evals ran as a group of their own, before the agentic ones
-    assert [set(g) for g in s["task_groups"]] == [{"em_questions", "goals", "alignment_questions"},
-                                                  {"monitor_disruption", "exfil_offer", "frame_colleague"}]
+    # the short-prompt chat evals ran apart from the agentic ones (emails, pages), and before them
+    chat = {"em_questions", "goals", "alignment_questions"}
+    groups = [set(g) for g in s["task_groups"]]
+    assert len(groups) >= 2 and set().union(*groups) == names
+    assert all(g <= chat or not (g & chat) for g in groups)
+    kinds = ["chat" if g <= chat else "agentic" for g in groups]
+    assert kinds == sorted(kinds, key=lambda k: k != "chat")
     assert max(batches) > 1  # batched, not one call at a time
     # a rerun over the same log dir reuses every group's finished samples: no generate call at all
     n_calls = len(batches)

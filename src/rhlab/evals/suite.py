@@ -174,7 +174,8 @@ def run_suite(
     `batch_size`: generate calls batched together on a local HF model (default `HF_BATCH_SIZE`; 1 = one at a time;
     see `generation_limits`). Same tasks, prompts and scoring at any batch size; `max_connections` is for API models.
     `group_by_length`: with batches above 1 on a local HF model, run the tasks one `prompt_length_groups` group at a
-    time (same log dir, so a rerun still resumes every finished sample); off: all tasks at once.
+    time (same log dir, so a rerun still resumes every finished sample; Inspect's `eval-set.json` then lists the last
+    group's tasks, which only its viewer reads); off: all tasks at once.
     """
     import time
 
