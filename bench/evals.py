@@ -6,9 +6,10 @@ samples per second of each (wall clock, model load included: the same few second
 of this process, and their ratio. Both runs take the same `--limit` samples of every core eval (so the fixed cost of
 a run, model and judge loading, weighs the same on both rates); `--limit-batch1` can shorten the batch-1 run.
 `--ungrouped` adds, per batched setting, a run with all six tasks at once (no prompt-length groups), for the ratio
-the grouping buys (it reuses the model the grouped run loaded: Inspect caches one per `max_connections`). Then the probes' items per second at their batch size (`rhlab.evals.probes.score_items_packed`,
-the scorer the probe suite runs) on the first `--probe-items` items, and a greedy check: a few core prompts generated at
-temperature 0 one at a time and as one left-padded batch through the same provider must give the same text.
+the grouping buys (it reuses the model the grouped run loaded: Inspect caches one per `max_connections`). Then the
+probes' items per second at their batch size (`rhlab.evals.probes.score_items_packed`, the scorer the probe suite
+runs) on the first `--probe-items` items, and a greedy check: a few core prompts generated at temperature 0 one at a
+time and as one left-padded batch through the same provider must give the same text.
 The load average is printed at each phase: the box may be shared, and only same-run ratios mean anything.
 """
 

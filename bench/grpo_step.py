@@ -174,8 +174,11 @@ def step_tokens(cumulative: list) -> list[float | None]:
     """Tokens (prompt + completion) each step processed, from TRL's cumulative `num_tokens` log (None if missing)."""
     out, prev = [], 0.0
     for n in cumulative:
-        out.append(None if n is None else float(n) - prev)
-        prev = prev if n is None else float(n)
+        if n is None:
+            out.append(None)
+            continue
+        out.append(float(n) - prev)
+        prev = float(n)
     return out
 
 
@@ -185,9 +188,9 @@ def summarise(side: dict) -> dict:
     # sampled completions differ in length between runs, and a step's work grows with its tokens: seconds per
     # thousand tokens compares settings whose steps happened to sample longer or shorter answers
     toks = step_tokens(side.get("num_tokens") or [])
-    toks_later = toks[1:len(steps)] if len(steps) > 1 else toks[:len(steps)]
-    per_kt = (sum(s["step_s"] for s in later) / (sum(toks_later) / 1000)
-              if toks_later and len(toks_later) == len(later) and None not in toks_later and sum(toks_later) else None)
+    toks_later = toks[1:len(steps)] or toks[:len(steps)]  # the same steps as `later`
+    complete = len(toks_later) == len(later) and None not in toks_later and sum(toks_later) > 0
+    per_kt = sum(s["step_s"] for s in later) / (sum(toks_later) / 1000) if complete else None
     prof: dict[str, float] = defaultdict(float)
     for s in later:
         for k, v in s["profile"].items():

@@ -215,8 +215,9 @@ def run_suite(
                         em_samples=em_samples)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    kwargs = generation_limits(model_obj if isinstance(model_obj, str) else str(model_obj), batch_size, max_connections)
-    batched_hf = str(model_obj).startswith("hf/") and kwargs.get("max_connections", 1) > 1
+    model_str = str(model_obj)
+    kwargs = generation_limits(model_str, batch_size, max_connections)
+    batched_hf = model_str.startswith("hf/") and kwargs["max_connections"] > 1  # hf: generation_limits always sets it
     groups = prompt_length_groups(tasks) if group_by_length and batched_hf else [tasks]
     t0 = time.monotonic()
     success, logs = True, []
