@@ -6,12 +6,16 @@
 A stage whose marker is `done` with the same hash is reused. A different hash is an error (the spec changed under a
 finished or half-finished stage): use a new run directory, or `--force STAGE` to redo that stage and everything
 downstream of it.
+
+Paths inside the run directory are stored relative to it (`{run_dir}/knowledge/...`) and resolved when a marker is
+read, so a run resumes from any working directory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -21,6 +25,29 @@ from rhlab.config import ConfigError
 from rhlab.rundir import append_jsonl, write_json
 
 STAGES_RECORDS = "stages"
+RUN_DIR_TOKEN = "{run_dir}"
+
+
+def _portable(value: Any, run_dir: Path) -> Any:
+    """`value` with every string that names an existing path under `run_dir` rewritten relative to it."""
+    if isinstance(value, dict):
+        return {k: _portable(v, run_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v, run_dir) for v in value]
+    prefix = str(run_dir) + os.sep
+    if isinstance(value, str) and value.startswith(prefix) and os.path.exists(value):
+        return RUN_DIR_TOKEN + "/" + Path(value[len(prefix):]).as_posix()
+    return value
+
+
+def _resolved(value: Any, run_dir: Path) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolved(v, run_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, run_dir) for v in value]
+    if isinstance(value, str) and value.startswith(RUN_DIR_TOKEN + "/"):
+        return str(run_dir / value[len(RUN_DIR_TOKEN) + 1:])
+    return value
 
 
 def config_hash(obj: Any) -> str:
@@ -43,7 +70,7 @@ class StageBook:
 
     def marker(self, stage: str) -> dict | None:
         p = self._path(stage)
-        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
+        return _resolved(json.loads(p.read_text(encoding="utf-8")), self.run_dir) if p.exists() else None
 
     def is_forced(self, stage: str) -> bool:
         return any(stage == f or stage.startswith(f + "/") for f in self.force)
@@ -79,7 +106,7 @@ class StageBook:
     def finish(self, stage: str, h: str, t0: float, result: dict, status: str = "done") -> dict:
         wall = round(time.monotonic() - t0, 2)
         m = {"stage": stage, "hash": h, "status": status, "finished": time.time(), "wall_s": wall, "result": result}
-        write_json(self._path(stage), m)
+        write_json(self._path(stage), {**m, "result": _portable(result, self.run_dir)})
         self.record(stage, status, hash=h, wall_s=wall, result=result)
         return m
 
