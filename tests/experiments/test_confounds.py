@@ -94,5 +94,10 @@ def test_dry_run_prints_each_arms_setting_and_start_rate(monkeypatch):
     out = CliRunner().invoke(app, ["run", str(REPO / "configs/experiments/cpu-onset.yaml"), "--dry-run"])
     assert out.exit_code == 0, out.output
     assert "setting" in out.output and "start rate" in out.output
-    row = next(ln for ln in out.output.splitlines() if "hacking_okay" in ln and "sdf_hacking_okay" in ln)
-    assert " sdf " in row and "256 samples" in row
+    spec = load_spec(REPO / "configs/experiments/cpu-onset.yaml")
+    rows = {a.name: next(ln for ln in out.output.splitlines() if f" {a.name} " in ln and a.framing in ln)
+            for a in spec.arms}
+    assert all(" sdf " in row for row in rows.values())
+    # the hacking arm measures its start rate; its control (every surface closed) cannot hack, so measures none
+    control = next(a for a in spec.arms if a.compare_to)
+    assert "256 samples" in rows[control.compare_to] and "samples" not in rows[control.name]
