@@ -69,7 +69,7 @@ def _events(run, invocation_start=0.0):
             if r["time"] >= invocation_start]
 
 
-def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
+def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path, monkeypatch):
     spec_path = _spec_file(tmp_path, tiny_model_dir)
     run = tmp_path / "run"
     ctx = run_spec(load_spec(spec_path), run, console=_console(tmp_path), progress=False)
@@ -124,6 +124,12 @@ def test_run_reuse_changed_spec_and_force(tiny_model_dir, tmp_path):
     again = _events(run, t1)
     assert again and all(e == "reuse" for _, e in again)
     assert (run / "arms/a/seed-0/train/records/train_steps.jsonl").stat().st_mtime == mtime
+    # from another working directory, the run dir spelled relative to it: still every stage reused
+    monkeypatch.chdir(tmp_path)
+    t1 = max(r["time"] for r in read_records(run / "records" / "stages.jsonl")) + 1e-6
+    run_spec(load_spec(spec_path), "run", console=_console(tmp_path), progress=False, report=False)
+    again = _events(run, t1)
+    assert again and all(e == "reuse" for _, e in again)
 
     # a changed arm under a finished stage is an error naming the stage and the way out
     changed = _spec_file(tmp_path, tiny_model_dir, name="changed.yaml", arms=[

@@ -26,3 +26,15 @@ def test_a_marker_written_under_one_working_directory_resolves_under_another(tmp
         assert os.path.samefile(again["result"]["model"], tmp_path / "a/runs/x/knowledge/final")
         assert again["result"]["checkpoints"][0]["path"] == again["result"]["model"]
         assert again["result"]["kind"] == "sdf" and again["result"]["n"] == 3
+
+
+def test_a_marker_matches_the_hash_it_was_written_with_given_as_legacy(tmp_path):
+    import pytest
+
+    from rhlab.config import ConfigError
+
+    book = StageBook(tmp_path)
+    book.finish("train/a/seed-0", "old", book.start("train/a/seed-0", "old"), {"n": 1})
+    assert book.check("train/a/seed-0", "new", legacy=("old",))["result"] == {"n": 1}
+    with pytest.raises(ConfigError, match="different configuration"):
+        book.check("train/a/seed-0", "new", legacy=("other",))

@@ -68,10 +68,11 @@ class RunContext:
     def arm_dir(self, arm: str, seed: int) -> Path:
         return self.run_dir / "arms" / arm / f"seed-{seed}"
 
-    def stage(self, sid: str, h: str, fn: Callable[[], dict], outputs: list[Path] = (), deps: list[str] = ()) -> dict:
+    def stage(self, sid: str, h: str, fn: Callable[[], dict], outputs: list[Path] = (), deps: list[str] = (),
+              legacy: tuple[str, ...] = ()) -> dict:
         """Run `fn` as stage `sid` unless a matching done marker exists; returns the marker."""
         stale = any(d in self.ran for d in deps)
-        m = self.book.check(sid, h, list(outputs), stale=stale)
+        m = self.book.check(sid, h, list(outputs), stale=stale, legacy=legacy)
         if m is not None:
             self.console.print(f"[dim]reuse[/dim] {sid} ({m['status']}, {m.get('wall_s', 0):.0f}s when run)")
             self.results[sid] = m
@@ -342,9 +343,12 @@ def run_arm(ctx: RunContext, arm, seed: int, knowledge_model: str, deps: list[st
     if reason:
         h = config_hash({"skipped": reason, "arm": arm.model_dump(mode="json")})
         return ctx.stage(sid, h, lambda: {"skipped": reason}, deps=deps)
-    h = hash_fn(ctx, arm, seed, start_model)
+    # the start model enters the hash as a path relative to the run dir: the same stage wherever the run is resumed
+    # from (hashes of the path as given are those of run dirs written before)
+    h = hash_fn(ctx, arm, seed, ctx.book.portable(start_model))
     return ctx.stage(sid, h, lambda: exec_fn(ctx, arm, seed, start_model, offset),
-                     outputs=[ctx.arm_dir(arm.name, seed) / "train", ctx.arm_dir(arm.name, seed) / "distill"], deps=deps)
+                     outputs=[ctx.arm_dir(arm.name, seed) / "train", ctx.arm_dir(arm.name, seed) / "distill"], deps=deps,
+                     legacy=(hash_fn(ctx, arm, seed, start_model),))
 
 
 # --- evals -----------------------------------------------------------------------------------------------------------

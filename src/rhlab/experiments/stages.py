@@ -8,7 +8,8 @@ finished or half-finished stage): use a new run directory, or `--force STAGE` to
 downstream of it.
 
 Paths inside the run directory are stored relative to it (`{run_dir}/knowledge/...`) and resolved when a marker is
-read, so a run resumes from any working directory.
+read, and stage hashes see them in that form (`StageBook.portable`), so a run resumes from any working directory and
+under any spelling of its path. A marker keeps matching the hash it was written with (`check(..., legacy=...)`).
 """
 
 from __future__ import annotations
@@ -75,9 +76,15 @@ class StageBook:
     def is_forced(self, stage: str) -> bool:
         return any(stage == f or stage.startswith(f + "/") for f in self.force)
 
-    def check(self, stage: str, h: str, outputs: list[Path] = (), stale: bool = False) -> dict | None:
+    def portable(self, value: Any) -> Any:
+        """`value` with the paths it names inside the run directory written relative to it, as markers store them."""
+        return _portable(value, self.run_dir)
+
+    def check(self, stage: str, h: str, outputs: list[Path] = (), stale: bool = False,
+              legacy: tuple[str, ...] = ()) -> dict | None:
         """The finished marker to reuse, or None to (re)run. Forced stages, and stages whose upstream stage ran in
-        this invocation (`stale`), are cleared once per invocation."""
+        this invocation (`stale`), are cleared once per invocation. `legacy`: hashes of the same configuration as
+        earlier versions computed them (a run directory written by one of those still resumes)."""
         if (stale or self.is_forced(stage)) and stage not in self.forced_done and (self.marker(stage) or not stale):
             self.forced_done.add(stage)
             self._path(stage).unlink(missing_ok=True)
@@ -88,7 +95,7 @@ class StageBook:
         m = self.marker(stage)
         if m is None:
             return None
-        if m["hash"] != h:
+        if m["hash"] != h and m["hash"] not in legacy:
             what = "finished" if m["status"] in ("done", "skipped") else "started"
             raise ConfigError(
                 f"stage {stage} was {what} in {self.run_dir} with a different configuration (hash {m['hash']} vs "
