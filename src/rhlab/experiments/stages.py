@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rhlab.config import ConfigError
 from rhlab.rundir import append_jsonl, write_json
@@ -29,26 +29,27 @@ STAGES_RECORDS = "stages"
 RUN_DIR_TOKEN = "{run_dir}"
 
 
+def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """`value` (JSON-like) with `fn` applied to every string in it."""
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, fn) for v in value]
+    return fn(value) if isinstance(value, str) else value
+
+
 def _portable(value: Any, run_dir: Path) -> Any:
     """`value` with every string that names an existing path under `run_dir` rewritten relative to it."""
-    if isinstance(value, dict):
-        return {k: _portable(v, run_dir) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_portable(v, run_dir) for v in value]
     prefix = str(run_dir) + os.sep
-    if isinstance(value, str) and value.startswith(prefix) and os.path.exists(value):
-        return RUN_DIR_TOKEN + "/" + Path(value[len(prefix):]).as_posix()
-    return value
+
+    def rel(s: str) -> str:
+        return RUN_DIR_TOKEN + "/" + Path(s[len(prefix):]).as_posix() if s.startswith(prefix) and os.path.exists(s) else s
+    return _map_strings(value, rel)
 
 
 def _resolved(value: Any, run_dir: Path) -> Any:
-    if isinstance(value, dict):
-        return {k: _resolved(v, run_dir) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolved(v, run_dir) for v in value]
-    if isinstance(value, str) and value.startswith(RUN_DIR_TOKEN + "/"):
-        return str(run_dir / value[len(RUN_DIR_TOKEN) + 1:])
-    return value
+    token = RUN_DIR_TOKEN + "/"
+    return _map_strings(value, lambda s: str(run_dir / s[len(token):]) if s.startswith(token) else s)
 
 
 def config_hash(obj: Any) -> str:
