@@ -43,7 +43,9 @@ def _portable(value: Any, run_dir: Path) -> Any:
     prefix = str(run_dir) + os.sep
 
     def rel(s: str) -> str:
-        return RUN_DIR_TOKEN + "/" + Path(s[len(prefix):]).as_posix() if s.startswith(prefix) and os.path.exists(s) else s
+        if s.startswith(prefix) and os.path.exists(s):
+            return RUN_DIR_TOKEN + "/" + Path(s[len(prefix):]).as_posix()
+        return s
     return _map_strings(value, rel)
 
 
