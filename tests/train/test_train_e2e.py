@@ -45,6 +45,9 @@ def test_three_grpo_steps_with_records(tiny_model_dir, tmp_path, make_cfg):
     cks = list_checkpoints(res.run_dir)
     assert [c["step"] for c in cks] == [2, 3]
     assert all(Path(c["path"], "trainer_state.json").exists() for c in cks)
+    # only the newest keeps what a resume reads; the older one keeps its weights (an eval point)
+    assert [Path(c["path"], "optimizer.pt").exists() for c in cks] == [False, True]
+    assert all(any(Path(c["path"]).glob("*.safetensors")) for c in cks)
     tr = list(read_records(res.run_dir / "records" / "transcripts.jsonl"))
     assert len(tr) == 3 * cfg.logging.transcripts_per_step and {t["step"] for t in tr} == {1, 2, 3}
     assert all("completion" in t and "verdict" in t for t in tr)
@@ -97,6 +100,10 @@ def test_resume_after_sigkill(tiny_model_dir, tmp_path, make_cfg):
     assert per_step == {s: cfg.logging.transcripts_per_step for s in range(1, 8)}
     meta = list(read_records(run / "records" / "checkpoints.jsonl"))
     assert sorted(m["step"] for m in meta) == [2, 4, 6, 7]
+    from rhlab.train import list_checkpoints
+
+    assert [(c["step"], Path(c["path"], "optimizer.pt").exists()) for c in list_checkpoints(run)] == \
+        [(2, False), (4, False), (6, False), (7, True)]
     # TensorBoard (TRL's report_to logger) also holds each step once: the redone steps' old events are purged
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -15,7 +15,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from rhlab.rundir import RunDir
-from rhlab.train.checkpoints import mark_complete
+from rhlab.train.checkpoints import drop_superseded_resume_state, mark_complete
 from rhlab.train.config import TrainConfig
 from rhlab.train.onset import make_rule, onset_step
 from rhlab.train.records import (
@@ -189,3 +189,4 @@ class RunCallback(TrainerCallback):
         }
         mark_complete(ck, meta)
         self.run.append(CHECKPOINTS, {**meta, "path": str(ck)})
+        drop_superseded_resume_state(self.run.path)

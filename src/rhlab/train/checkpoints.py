@@ -6,12 +6,17 @@
 Resume: the newest complete checkpoint N is loaded (weights, optimiser, scheduler, RNG, data position), records of
 steps > N are dropped (they are redone), and incomplete or later checkpoints are removed — so every step
 1..max_steps appears exactly once in the records.
+
+Only the newest checkpoint is ever resumed from; older ones are eval points and fork sources, which load the weights
+only. So once a newer checkpoint is complete, an older one loses its resume-only state (`drop_resume_state`): the
+optimiser's moments are twice the weights in fp32 Adam, two thirds of a checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,41 @@ def list_checkpoints(run_dir: str | Path) -> list[dict[str, Any]]:
             m["path"] = str(p)
             out.append(m)
     return sorted(out, key=lambda m: m["step"])
+
+
+# What only a resume reads: the optimiser (plain, accelerate, DeepSpeed `global_stepN/`, FSDP `optimizer_N/`),
+# scheduler and RNG states. The weights, config, tokenizer and trainer_state.json (the log history) stay.
+_RESUME_ONLY = ("optimizer.pt", "optimizer.bin", "scheduler.pt", "rng_state*.pth", "global_step*", "optimizer_*")
+# A checkpoint keeps its resume state unless it also holds the weights in a loadable form (DeepSpeed ZeRO-3 without
+# gathered weights keeps them only beside its optimiser shards).
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+            "adapter_model.safetensors", "adapter_model.bin")
+
+
+def drop_resume_state(ckpt: str | Path) -> int:
+    """Delete what only a resume from `ckpt` would read and mark its metadata `resumable: false`; the bytes freed.
+    A no-op (0) for an incomplete checkpoint or one whose weights are not saved in a loadable form."""
+    ckpt = Path(ckpt)
+    meta_path = ckpt / CKPT_META
+    if not meta_path.is_file() or not any((ckpt / w).is_file() for w in _WEIGHTS):
+        return 0
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("resumable", True):  # marked first: a kill mid-delete leaves a checkpoint no resume will trust
+        write_json(meta_path, {**meta, "resumable": False})
+    freed = 0
+    for p in chain.from_iterable(ckpt.glob(pat) for pat in _RESUME_ONLY):
+        if p.is_dir():
+            freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            shutil.rmtree(p)
+        elif p.is_file():
+            freed += p.stat().st_size
+            p.unlink()
+    return freed
+
+
+def drop_superseded_resume_state(run_dir: str | Path) -> int:
+    """`drop_resume_state` on every complete checkpoint but the newest; the bytes freed."""
+    return sum(drop_resume_state(c["path"]) for c in list_checkpoints(run_dir)[:-1] if c.get("resumable", True))
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
@@ -103,8 +143,13 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[RunD
                 f"--resume: config differs from the run's config.yaml in {', '.join('.'.join(d) for d in diffs)}; "
                 "only grpo.max_steps, logging, sandbox_workers and the vLLM server address may change on resume"
             )
-        run = RunDir.create(run_dir, cfg)
         ckpt = last_checkpoint(run_dir)
+        if ckpt is not None and not json.loads((ckpt / CKPT_META).read_text(encoding="utf-8")).get("resumable", True):
+            raise ConfigError(
+                f"--resume: the newest complete checkpoint, {ckpt}, has no optimiser state (it was dropped when a "
+                "newer checkpoint completed, and that one is gone); start a new run dir from its weights instead "
+                f"(model: {ckpt})")
+        run = RunDir.create(run_dir, cfg)
         keep_to = int(json.loads((ckpt / CKPT_META).read_text())["step"]) if ckpt else 0
         truncate_records(run, keep_to)
         # incomplete checkpoints (killed mid-save) and ones after keep_to are removed so TRL cannot pick them up
@@ -123,5 +168,5 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[RunD
 
 
 __all__ = ["CKPT_META", "ONSET_RULE", "read_onset_rule", "checkpoints_dir", "list_checkpoints", "last_checkpoint",
-           "mark_complete", "onset_step",
+           "mark_complete", "drop_resume_state", "drop_superseded_resume_state", "onset_step",
            "is_main_process", "prepare_run_dir"]
