@@ -313,3 +313,37 @@ def test_bfloat16_probes_are_estimated_cheaper(tmp_path):
     probe_s = f32["totals"]["probe_items"] * cost.PROBE_ITEM_S + f32["totals"]["eval_points"] * cost.PROBE_LOAD_S
     saved = f32["totals"]["cpu_seconds"] - bf16["totals"]["cpu_seconds"]
     assert saved == pytest.approx(probe_s * (1 - cost.PROBE_BF16_FACTOR)) and saved > 0
+
+
+def test_dry_run_counts_disk_for_models_and_checkpoints(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from rhlab.experiments import cost, runner
+    from rhlab.experiments.stages import StageBook
+
+    spec = load_spec(_write(tmp_path, _spec(arms=[
+        {"kind": "rl", "name": "a", "seeds": [0, 1]},                             # steps 5, 10: two checkpoints
+        {"kind": "rl", "name": "b", "overrides": {"grpo.max_steps": 12}},       # 5, 10 and the last, 12: three
+        {"kind": "rl", "name": "c", "overrides": {"grpo.max_steps": 12, "keep_checkpoints": 1}},  # only the newest
+        {"kind": "control", "name": "p", "control": "persona", "seeds": [0, 1, 2]}])))  # one model per seed
+    m, o = cost.MODEL_GB, cost.OPTIMIZER_GB
+    want = 2 * (2 * m + o) + (3 * m + o) + (m + o) + 3 * m  # prompted knowledge: the base model, nothing written
+    assert cost.disk_gb(spec) == pytest.approx(want)
+    assert cost.estimate(spec)["disk_gb"] == pytest.approx(want)
+    sdf = load_spec(_write(tmp_path, _spec(knowledge={"kind": "sdf"},
+                                           arms=[{"kind": "rl", "name": "a", "framing": "no_hints"}]), "sdf.yaml"))
+    assert cost.disk_gb(sdf) == pytest.approx(m + 2 * m + o)  # the knowledge model, then one arm of two checkpoints
+    hub = load_spec(_write(tmp_path, _spec(knowledge={"kind": "prompted", "model": "org/some-model"}), "hub.yaml"))
+    assert cost.disk_gb(hub) is None  # sizes are measured for the embedded model only
+
+    # a fresh run is warned before its first stage when the disk it writes to is short
+    def warning(free_gb):
+        monkeypatch.setattr(runner.shutil, "disk_usage", lambda p: SimpleNamespace(free=free_gb * 1e9))
+        console = Console(record=True, width=200)
+        runner._warn_if_disk_short(runner.RunContext(spec, tmp_path, StageBook(tmp_path), console))
+        return console.export_text()
+
+    assert f"has 1.0 GB free; this spec's models and checkpoints take ≈ {want:.1f} GB" in warning(1.0)
+    assert warning(want + o + 0.1) == ""

@@ -46,6 +46,10 @@ PROBE_LOAD_S = 10.0
 # bfloat16 weights (`evals.probes.dtype`): the whole suite in 81 s instead of 152 s (bench/probes.py --compare-dtype,
 # quiet box, 2026-12-01)
 PROBE_BF16_FACTOR = 81 / 152
+# Disk, embedded model in float32 (runs/cpu-onset, 2026-12-02): a saved model (weights + tokenizer) 0.54 GB; fp32
+# Adam's two moments 1.08 GB, kept by the newest RL checkpoint only (rhlab.train.checkpoints.drop_resume_state).
+MODEL_GB = 0.54
+OPTIMIZER_GB = 1.08
 
 
 def suite_sizes(spec: ExperimentSpec) -> dict[str, dict[str, int]]:
@@ -123,6 +127,30 @@ def _eval_points(spec: ExperimentSpec, max_steps: int, checkpoint_every: int) ->
     named = {max_steps if s == "last" else s for s in spec.evals.steps if s == "last" or isinstance(s, int)}
     extra = {s for s in named if is_ck(s) and not (every and s % every == 0)}
     return n_every + len(extra), "onset" in spec.evals.steps
+
+
+def checkpoints_saved(max_steps: int, checkpoint_every: int, keep: int | None) -> int:
+    """RL checkpoints a run keeps: every checkpoint_every steps and the last step, at most `keep`."""
+    n = max_steps // checkpoint_every + (1 if max_steps % checkpoint_every else 0)
+    return min(n, keep) if keep else n
+
+
+def disk_gb(spec: ExperimentSpec) -> float | None:
+    """What the spec's models and checkpoints take on disk when it has run, in GB (embedded model only; None
+    otherwise): the knowledge stage's model, each RL arm seed's checkpoints (weights each, optimiser in the newest)
+    and each SFT arm seed's model. Peaks while a stage runs are up to one more optimiser state."""
+    k = spec.knowledge
+    if k.model.lower() not in EMBEDDED:
+        return None
+    gb = MODEL_GB if (k.kind == "sdf" or k.init_sft) else 0.0
+    for a in spec.arms:
+        if a.kind != "rl":
+            gb += MODEL_GB * len(a.seeds)
+            continue
+        cfg = arm_train_config(spec, a, a.seeds[0], k.model)
+        n = checkpoints_saved(cfg.grpo.max_steps, cfg.checkpoint_every, cfg.keep_checkpoints)
+        gb += (n * MODEL_GB + OPTIMIZER_GB) * len(a.seeds)
+    return gb
 
 
 def estimate(spec: ExperimentSpec) -> dict[str, Any]:
@@ -223,7 +251,7 @@ def estimate(spec: ExperimentSpec) -> dict[str, Any]:
             "mdd": mdd,
             "judge_calls_per_eval_point": judge_per_point, "probe_items_per_eval_point": n_probe, "totals": tot,
             "onset_eval_may_add_points": onset_extra, "judge": spec.judge or "rhlab/topic-screen",
-            "cpu_estimate": embedded, "launched": bool(spec.compute.train_launch)}
+            "cpu_estimate": embedded, "launched": bool(spec.compute.train_launch), "disk_gb": disk_gb(spec)}
 
 
 MDD_BASE_RATE = 0.10  # a misaligned rate a start model plausibly shows on a strict rubric (paper baselines: 0-5 %)
@@ -292,3 +320,6 @@ def render(est: dict[str, Any], console) -> None:
         ks = est["knowledge"].get("cpu_seconds", 0)
         console.print(f"≈ {tot['cpu_seconds'] / 60:.0f} min of knowledge ({ks / 60:.0f} min), RL, SFT and evals on "
                       "2 CPU cores (rough; plus preflight and per-stage model loading)")
+    if est.get("disk_gb") is not None:
+        console.print(f"≈ {est['disk_gb']:.1f} GB of disk for models and checkpoints (plus one optimiser state, "
+                      f"{OPTIMIZER_GB:.1f} GB, while a stage trains)")

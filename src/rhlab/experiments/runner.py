@@ -24,6 +24,7 @@ the done marker's `result`.
 from __future__ import annotations
 
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -462,15 +463,30 @@ def _invocation(ctx: RunContext, spec_path: str | None) -> None:
         "host": platform.node(), "versions": package_versions(), "force": ctx.book.force})
 
 
+def _warn_if_disk_short(ctx: RunContext) -> None:
+    """A fresh run whose models and checkpoints will not fit where it writes hears so before its first stage (a full
+    disk would stop it mid-stage; it resumes, but after hours)."""
+    from rhlab.experiments.cost import OPTIMIZER_GB, disk_gb
+
+    need = disk_gb(ctx.spec)
+    free = shutil.disk_usage(ctx.run_dir).free / 1e9
+    if need is not None and free < need + OPTIMIZER_GB:
+        ctx.console.print(f"[yellow]warning:[/yellow] {ctx.run_dir} has {free:.1f} GB free; this spec's models and "
+                          f"checkpoints take ≈ {need:.1f} GB, plus {OPTIMIZER_GB:.1f} GB while a stage trains")
+
+
 def run_spec(spec: ExperimentSpec, run_dir: str | Path, *, force: list[str] | None = None, console: Console | None = None,
              progress: bool | None = None, report: bool = True, train_kwargs: dict | None = None) -> RunContext:
     check_eval_support(spec)
     run_dir = Path(run_dir)
+    fresh = not any((run_dir / "stages").glob("*.json"))
     run = RunDir.create(run_dir)
     dump_yaml(spec, run.path / "spec.yaml")
     ctx = RunContext(spec, run_dir, StageBook(run_dir, force), console or Console(), progress,
                      dict(train_kwargs or {}))
     _invocation(ctx, str(spec._source) if spec._source else None)
+    if fresh:
+        _warn_if_disk_short(ctx)
     t0 = time.monotonic()
     if spec.preflight:
         from rhlab.experiments.demo import run_preflight
