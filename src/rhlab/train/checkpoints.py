@@ -86,8 +86,9 @@ def drop_resume_state(ckpt: str | Path) -> int:
 
 
 def drop_superseded_resume_state(run_dir: str | Path) -> int:
-    """`drop_resume_state` on every complete checkpoint but the newest; the bytes freed."""
-    return sum(drop_resume_state(c["path"]) for c in list_checkpoints(run_dir)[:-1] if c.get("resumable", True))
+    """`drop_resume_state` on every complete checkpoint but the newest (again on ones already marked: a kill
+    mid-delete leaves files behind); the bytes freed."""
+    return sum(drop_resume_state(c["path"]) for c in list_checkpoints(run_dir)[:-1])
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
