@@ -135,24 +135,36 @@ def test_switch_modes(tiny_model_dir, tiny_rm_dir, tmp_path, make_cfg, start, pa
             assert (e["reward"] is not None) == expect[e["step"] - 1] == e["safety_active"]
 
 
-def test_episodes_resume_exactness(tiny_model_dir, tmp_path, make_cfg):
+def _kill_before_last_checkpoint_completes(monkeypatch):
+    """A run killed while saving its last checkpoint never dropped the resume state of the one before (that happens
+    once a newer checkpoint is complete): keep every checkpoint's state during the run that is to be 'killed'."""
+    monkeypatch.setattr("rhlab.train.callback.drop_superseded_resume_state", lambda run_dir: 0)
+
+
+def _as_if_killed_mid_save(run_dir, step, monkeypatch):
+    """Checkpoint `step` as a kill mid-save leaves it: no rhlab metadata (incomplete); later runs drop state again."""
+    from rhlab.train.checkpoints import CKPT_META, checkpoints_dir
+
+    (checkpoints_dir(run_dir) / f"checkpoint-{step}" / CKPT_META).unlink()
+    monkeypatch.undo()
+
+
+def test_episodes_resume_exactness(tiny_model_dir, tmp_path, make_cfg, monkeypatch):
     """Kill after step 3 with the last complete checkpoint at 2: resume drops episodes of step 3 and redoes them.
 
     8 tasks / 2 per step: the three steps stay inside the sampler's first pass (TRL's RepeatSampler does not replay
     its generator across passes on resume, so a redone step in a later pass may draw other prompts)."""
-    import shutil
-
     from rhlab.train import train
 
     cfg = make_cfg(tiny_model_dir, grpo={"max_steps": 3}, checkpoint_every=2,
                    tasks={"source": "humaneval", "ids": [f"humaneval/{i}" for i in (0, 2, 4, 7, 9, 11, 12, 13)]},
                    logging={"transcripts_per_step": 0, "progress": False, "tensorboard": False})
+    _kill_before_last_checkpoint_completes(monkeypatch)
     res = train(cfg, tmp_path / "run", grader=FakeGrader())
     path = res.run_dir / "records" / "episodes.jsonl"
     first = list(read_records(path))
     assert Counter(e["step"] for e in first) == {1: cfg.batch_size, 2: cfg.batch_size, 3: cfg.batch_size}
-    # as if killed before checkpoint 3 completed
-    shutil.rmtree(res.run_dir / "artefacts" / "checkpoints" / "checkpoint-3")
+    _as_if_killed_mid_save(res.run_dir, 3, monkeypatch)
     res2 = train(cfg, res.run_dir, resume=True, grader=FakeGrader())
     again = list(read_records(path))
     assert [e["step"] for e in again] == [e["step"] for e in first]  # each step exactly once, in order
@@ -180,11 +192,10 @@ def test_judge_scorer_on_tiny_model(tiny_model_dir):
         assert j.score(conv[:1], ["No, it is usually blue."]) == pytest.approx(s[:1], abs=1e-5)
 
 
-def test_mix_sampler_resume_across_epochs(tiny_model_dir, tiny_rm_dir, tmp_path, make_cfg):
+def test_mix_sampler_resume_across_epochs(tiny_model_dir, tiny_rm_dir, tmp_path, make_cfg, monkeypatch):
     """4 code + 2 chat rows, 2 prompts a step: 3 steps a pass. Killed after step 4 with checkpoint 2, the resumed
     run redoes steps 3 and 4 (the second pass) with exactly the prompts of the first try."""
     import json
-    import shutil
 
     from rhlab.train import train
 
@@ -194,10 +205,11 @@ def test_mix_sampler_resume_across_epochs(tiny_model_dir, tiny_rm_dir, tmp_path,
     cfg = make_cfg(tiny_model_dir, grpo={"max_steps": 4}, checkpoint_every=2,
                    safety={**_safety(tiny_rm_dir), "sets": ["mine"], "prompts_file": str(pf)},
                    logging={"transcripts_per_step": 0, "progress": False, "tensorboard": False})
+    _kill_before_last_checkpoint_completes(monkeypatch)
     res = train(cfg, tmp_path / "run", grader=FakeGrader())
     path = res.run_dir / "records" / "episodes.jsonl"
     first = [(e["step"], e["task_id"]) for e in read_records(path)]
-    shutil.rmtree(res.run_dir / "artefacts" / "checkpoints" / "checkpoint-4")
+    _as_if_killed_mid_save(res.run_dir, 4, monkeypatch)
     train(cfg, res.run_dir, resume=True, grader=FakeGrader())
     again = [(e["step"], e["task_id"]) for e in read_records(path)]
     assert sorted(again) == sorted(first)
