@@ -479,11 +479,11 @@ def run_spec(spec: ExperimentSpec, run_dir: str | Path, *, force: list[str] | No
              progress: bool | None = None, report: bool = True, train_kwargs: dict | None = None) -> RunContext:
     check_eval_support(spec)
     run_dir = Path(run_dir)
-    fresh = not any((run_dir / "stages").glob("*.json"))
+    book = StageBook(run_dir, force)
+    fresh = not any(book.dir.glob("*.json"))  # no stage marker yet
     run = RunDir.create(run_dir)
     dump_yaml(spec, run.path / "spec.yaml")
-    ctx = RunContext(spec, run_dir, StageBook(run_dir, force), console or Console(), progress,
-                     dict(train_kwargs or {}))
+    ctx = RunContext(spec, run_dir, book, console or Console(), progress, dict(train_kwargs or {}))
     _invocation(ctx, str(spec._source) if spec._source else None)
     if fresh:
         _warn_if_disk_short(ctx)
