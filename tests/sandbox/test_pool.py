@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+import rhlab
 from rhlab.sandbox import Job, Limits, SandboxPool, SandboxUnavailable
 from rhlab.sandbox import launcher
 
@@ -227,3 +228,34 @@ def test_lean_and_pytest_workers_serve_their_jobs():
         assert r.ok and r.stdout == "lean ok\n", r
         r = pool.run(Job(files={"m.py": "import pytest\nprint('pytest ok')"}, argv=["python", "m.py"]))
         assert r.ok and r.stdout == "pytest ok\n", r
+
+
+def test_venv_reached_through_a_symlink(tmp_path):
+    # `.venv -> /elsewhere/venv` (or a symlinked home): the sandbox mounts the runtime at its real path, so the worker
+    # must be started through that path, with the venv's packages (pytest) still importable in there.
+    link = tmp_path / "linked-prefix"
+    link.symlink_to(os.path.realpath(sys.prefix), target_is_directory=True)
+    python = link / os.path.relpath(sys.executable, sys.prefix)
+    code = ("from rhlab.sandbox import Job, SandboxPool\n"
+            "with SandboxPool(workers=1) as pool:\n"
+            "    r = pool.run(Job(files={'m.py': 'import sys, pytest; print(sys.prefix)'}, argv=['python', 'm.py']))\n"
+            "print(pool.isolation, r.exit_code, r.stdout.strip())\n")
+    src = os.path.dirname(os.path.dirname(rhlab.__file__))  # this checkout's rhlab, wherever it is installed from
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": src})
+    assert out.returncode == 0, out.stderr[-2000:]
+    isolation, status, prefix = out.stdout.split()
+    assert (isolation, status) == ("bwrap", "0")
+    assert prefix == os.path.realpath(sys.prefix)
+
+
+def test_interpreter_path_in_sandbox_follows_the_real_prefix(monkeypatch, tmp_path):
+    real = tmp_path / "real-venv"
+    (real / "bin").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "link"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "link" / "bin" / "python"))
+    assert launcher._python_in_sandbox() == str(real / "bin" / "python")
+    # an interpreter outside its prefix (a system python) keeps its own path
+    monkeypatch.setattr(sys, "executable", "/usr/bin/python3")
+    assert launcher._python_in_sandbox() == "/usr/bin/python3"

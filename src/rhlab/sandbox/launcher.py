@@ -126,8 +126,15 @@ def _parents(path: str) -> list[str]:
 
 
 def _python_in_sandbox() -> str:
-    # The venv's interpreter path stays valid because the venv and base prefix are mounted at their own paths.
-    return sys.executable
+    """The interpreter's path inside the sandbox. The runtime roots are mounted at their real paths, so a venv
+    reached through a symlink (`.venv -> /data/venvs/x`, a symlinked home) is invoked through its real prefix: the
+    path as given does not exist in there. Not `realpath(sys.executable)`: a venv's `bin/python` links to the base
+    interpreter, which would start without the venv's packages."""
+    prefix = os.path.abspath(sys.prefix)
+    exe = os.path.abspath(sys.executable)
+    if exe.startswith(prefix + os.sep):
+        return os.path.join(os.path.realpath(prefix), os.path.relpath(exe, prefix))
+    return exe
 
 
 def write_identity_files(state_dir: Path, uid: int, gid: int) -> tuple[Path, Path]:
