@@ -145,14 +145,15 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> tuple[RunD
                 "only grpo.max_steps, logging, sandbox_workers and the vLLM server address may change on resume"
             )
         cks = list_checkpoints(run_dir)
-        ckpt = Path(cks[-1]["path"]) if cks else None
-        if cks and not cks[-1].get("resumable", True):
+        newest = cks[-1] if cks else None
+        ckpt = Path(newest["path"]) if newest else None
+        if newest and not newest.get("resumable", True):
             raise ConfigError(
                 f"--resume: the newest complete checkpoint, {ckpt}, has no optimiser state (it was dropped when a "
                 "newer checkpoint completed, and that one is gone); start a new run dir from its weights instead "
                 f"(model: {ckpt})")
         run = RunDir.create(run_dir, cfg)
-        keep_to = int(cks[-1]["step"]) if cks else 0
+        keep_to = int(newest["step"]) if newest else 0
         truncate_records(run, keep_to)
         # incomplete checkpoints (killed mid-save) and ones after keep_to are removed so TRL cannot pick them up
         for p in checkpoints_dir(run_dir).glob("checkpoint-*"):
